@@ -1,0 +1,2 @@
+//! Protocol conformance: vectors captured from real peers, malformed vectors, and raw-bytes tests
+//! against the real binary.

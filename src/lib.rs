@@ -1,0 +1,2 @@
+//! rwsgi: a uwsgi-protocol application server for Python WSGI apps.
+pub mod protocol;

@@ -1,0 +1,374 @@
+//! Turn the bytes at the start of a connection into a packet: a request head, a ping, or an error.
+//!
+//! [`decode`] is pure: it looks at a buffer and answers "need more" (`Ok(None)`), a packet, or an
+//! error, checking the header's size against the limits before asking for the vars block.
+//! [`RequestReader`] is the connection's read state machine around it, with no socket: the server
+//! reads into [`RequestReader::spare`], and the fuzzers feed it arbitrary chunks.
+
+use super::error::DecodeError;
+use super::header::{
+    looks_like_http, parse_header, HEADER_LEN, MODIFIER_PING, MODIFIER_WSGI, MODIFIER_WSGI_STRIP,
+};
+use super::request::{parse_content_length, RequestHead};
+use super::vars::{self, Vars};
+
+/// Largest vars block the protocol can express, and the default `--buffer-size`: nginx refuses to
+/// send more, and a smaller default is uWSGI's most reported 502 (`invalid request block size`).
+pub const MAX_BUFFER_SIZE: usize = 65535;
+
+/// Body bytes the event loop reads before dispatch; a larger body is read by `wsgi.input` on
+/// demand, so a slow small upload never holds a Python thread.
+pub const DEFAULT_PREREAD: usize = 64 * 1024;
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest vars block accepted (inclusive), `--buffer-size`.
+    pub buffer_size: usize,
+    /// Largest `CONTENT_LENGTH` accepted, `--limit-post`; 0 means no limit.
+    pub limit_post: u64,
+    /// Body bytes to collect before a request counts as ready.
+    pub preread: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            buffer_size: MAX_BUFFER_SIZE,
+            limit_post: 0,
+            preread: DEFAULT_PREREAD,
+        }
+    }
+}
+
+/// A whole packet head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// A WSGI request.
+    Request(RequestHead),
+    /// A ping (modifier1 100): answered with PONG.
+    Ping,
+}
+
+/// The PONG answer to a ping.
+pub const PONG: [u8; 4] = [MODIFIER_PING, 0, 0, 1];
+
+/// Decode the packet at the start of `buf`. `Ok(None)` means more bytes are needed.
+pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<Packet>, DecodeError> {
+    let Ok((_, header)) = parse_header(buf) else {
+        return Ok(None);
+    };
+    let size = usize::from(header.datasize);
+    if looks_like_http(buf) {
+        return Err(DecodeError::HttpOnUwsgiSocket {
+            size,
+            max: limits.buffer_size,
+        });
+    }
+    match header.modifier1 {
+        MODIFIER_PING => return Ok(Some(Packet::Ping)),
+        MODIFIER_WSGI | MODIFIER_WSGI_STRIP => {}
+        modifier1 => {
+            return Err(DecodeError::UnknownModifier {
+                modifier1,
+                modifier2: header.modifier2,
+            })
+        }
+    }
+    if size > limits.buffer_size {
+        return Err(DecodeError::BlockTooLarge {
+            size,
+            max: limits.buffer_size,
+        });
+    }
+    if size == 0 {
+        return Err(DecodeError::EmptyRequest);
+    }
+    let Some(block) = buf.get(HEADER_LEN..HEADER_LEN + size) else {
+        return Ok(None);
+    };
+    let var_count = vars::validate(block)?;
+    let content_length = Vars::new(block)
+        .find(|(key, _)| *key == b"CONTENT_LENGTH")
+        .map_or(Ok(0), |(_, value)| parse_content_length(value))?;
+    if limits.limit_post > 0 && content_length > limits.limit_post {
+        return Err(DecodeError::BodyTooLarge {
+            length: content_length,
+            max: limits.limit_post,
+        });
+    }
+    Ok(Some(Packet::Request(RequestHead {
+        modifier1: header.modifier1,
+        modifier2: header.modifier2,
+        vars_len: size,
+        var_count,
+        content_length,
+    })))
+}
+
+/// What [`RequestReader::poll`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Read more bytes and poll again.
+    NeedMore,
+    /// The packet is complete (for a request: the head, and the body up to the preread limit).
+    Ready(Packet),
+}
+
+/// The read side of one connection: a growing buffer and the decode of what it holds.
+#[derive(Debug)]
+pub struct RequestReader {
+    /// Holds `filled` bytes that arrived, plus, between `spare` and `commit`, room for more.
+    buf: Vec<u8>,
+    filled: usize,
+    limits: Limits,
+    head: Option<RequestHead>,
+}
+
+/// Bytes to offer a read when the buffer holds no hint of how much is coming.
+const READ_CHUNK: usize = 4096;
+
+impl RequestReader {
+    /// An empty reader.
+    pub fn new(limits: Limits) -> Self {
+        RequestReader {
+            buf: Vec::new(),
+            filled: 0,
+            limits,
+            head: None,
+        }
+    }
+
+    /// Space to read into: at least `READ_CHUNK` bytes, or what the decoded sizes say is missing.
+    /// Call [`RequestReader::commit`] with the number of bytes written.
+    pub fn spare(&mut self) -> &mut [u8] {
+        let want = self.wanted().max(READ_CHUNK);
+        self.buf.resize(self.filled + want, 0);
+        &mut self.buf[self.filled..]
+    }
+
+    /// Keep `n` of the bytes just written into [`RequestReader::spare`] and drop the rest.
+    pub fn commit(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.buf.len());
+        self.buf.truncate(self.filled);
+    }
+
+    /// Append bytes (for tests and fuzzers, which have no socket).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.truncate(self.filled);
+        self.buf.extend_from_slice(bytes);
+        self.filled = self.buf.len();
+    }
+
+    /// Everything read so far: the packet and any body bytes that came with it.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// Give up the buffer (for the job that carries the request to a Python thread).
+    pub fn into_buffer(mut self) -> Vec<u8> {
+        self.buf.truncate(self.filled);
+        self.buf
+    }
+
+    /// Decode what has arrived.
+    pub fn poll(&mut self) -> Result<Progress, DecodeError> {
+        let head = match &self.head {
+            Some(head) => head.clone(),
+            None => match decode(self.buffer(), &self.limits)? {
+                None => return Ok(Progress::NeedMore),
+                Some(Packet::Ping) => return Ok(Progress::Ready(Packet::Ping)),
+                Some(Packet::Request(head)) => {
+                    self.head = Some(head.clone());
+                    head
+                }
+            },
+        };
+        if self.body_missing(&head) > 0 {
+            return Ok(Progress::NeedMore);
+        }
+        Ok(Progress::Ready(Packet::Request(head)))
+    }
+
+    /// The peer closed its side: the error for a packet cut short, or `None` if nothing arrived.
+    pub fn eof(&self) -> Option<DecodeError> {
+        if self.filled == 0 {
+            return None;
+        }
+        let need = match &self.head {
+            Some(head) => head.body_start() + self.preread_target(head),
+            None => match parse_header(self.buffer()) {
+                Ok((_, h)) => HEADER_LEN + usize::from(h.datasize),
+                Err(_) => HEADER_LEN,
+            },
+        };
+        Some(DecodeError::Truncated {
+            have: self.filled,
+            need,
+        })
+    }
+
+    fn preread_target(&self, head: &RequestHead) -> usize {
+        usize::try_from(head.content_length)
+            .map_or(self.limits.preread, |cl| cl.min(self.limits.preread))
+    }
+
+    fn body_missing(&self, head: &RequestHead) -> usize {
+        let have = self.filled.saturating_sub(head.body_start());
+        self.preread_target(head).saturating_sub(have)
+    }
+
+    fn wanted(&self) -> usize {
+        match &self.head {
+            Some(head) => self.body_missing(head),
+            None => match parse_header(self.buffer()) {
+                Ok((_, h)) => (HEADER_LEN + usize::from(h.datasize)).saturating_sub(self.filled),
+                Err(_) => 0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::encode::encode_packet;
+
+    fn request(pairs: &[(&[u8], &[u8])], body: &[u8]) -> Vec<u8> {
+        let mut p = encode_packet(MODIFIER_WSGI, 0, pairs).unwrap();
+        p.extend_from_slice(body);
+        p
+    }
+
+    #[test]
+    fn need_more_until_the_block_is_whole() {
+        let p = request(&[(b"REQUEST_METHOD", b"GET"), (b"PATH_INFO", b"/")], b"");
+        for cut in 0..p.len() {
+            assert_eq!(
+                decode(&p[..cut], &Limits::default()),
+                Ok(None),
+                "cut at {cut}"
+            );
+        }
+        let Some(Packet::Request(head)) = decode(&p, &Limits::default()).unwrap() else {
+            panic!("expected a request");
+        };
+        assert_eq!(head.var_count, 2);
+        assert_eq!(head.body_start(), p.len());
+    }
+
+    #[test]
+    fn oversized_block_is_refused_from_the_header_alone() {
+        let limits = Limits {
+            buffer_size: 4096,
+            ..Limits::default()
+        };
+        let err = decode(&[0, 0x01, 0x10, 0], &limits).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::BlockTooLarge {
+                size: 4097,
+                max: 4096
+            }
+        );
+        assert!(err
+            .to_string()
+            .starts_with("invalid request block size: 4097 (max 4096)"));
+        assert_eq!(decode(&[0, 0x00, 0x10, 0], &limits), Ok(None));
+    }
+
+    #[test]
+    fn http_is_recognised_whatever_the_limit() {
+        let err = decode(b"GET / HTTP/1.1\r\n", &Limits::default()).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::HttpOnUwsgiSocket {
+                size: 21573,
+                max: MAX_BUFFER_SIZE
+            }
+        );
+        assert!(err.to_string().contains("looks like HTTP"));
+    }
+
+    #[test]
+    fn ping_and_unknown_modifiers() {
+        assert_eq!(
+            decode(&[100, 0, 0, 0], &Limits::default()),
+            Ok(Some(Packet::Ping))
+        );
+        assert_eq!(
+            decode(&[5, 0, 0, 0], &Limits::default()),
+            Err(DecodeError::UnknownModifier {
+                modifier1: 5,
+                modifier2: 0
+            })
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 0], &Limits::default()),
+            Err(DecodeError::EmptyRequest)
+        );
+    }
+
+    #[test]
+    fn content_length_is_checked() {
+        let p = request(&[(b"CONTENT_LENGTH", b"12x")], b"");
+        assert_eq!(
+            decode(&p, &Limits::default()),
+            Err(DecodeError::BadContentLength)
+        );
+        let p = request(&[(b"CONTENT_LENGTH", b"100")], b"");
+        let limits = Limits {
+            limit_post: 99,
+            ..Limits::default()
+        };
+        assert_eq!(
+            decode(&p, &limits),
+            Err(DecodeError::BodyTooLarge {
+                length: 100,
+                max: 99
+            })
+        );
+    }
+
+    #[test]
+    fn reader_waits_for_the_preread_body() {
+        let p = request(&[(b"CONTENT_LENGTH", b"5")], b"hello");
+        let mut r = RequestReader::new(Limits::default());
+        for (i, b) in p.iter().enumerate() {
+            assert_eq!(r.poll(), Ok(Progress::NeedMore), "byte {i}");
+            r.feed(&[*b]);
+        }
+        assert!(matches!(r.poll(), Ok(Progress::Ready(Packet::Request(_)))));
+        assert_eq!(r.into_buffer(), p);
+    }
+
+    #[test]
+    fn reader_dispatches_large_bodies_without_them() {
+        let limits = Limits {
+            preread: 8,
+            ..Limits::default()
+        };
+        let p = request(&[(b"CONTENT_LENGTH", b"1000")], b"12345678");
+        let mut r = RequestReader::new(limits);
+        r.feed(&p[..p.len() - 1]);
+        assert_eq!(r.poll(), Ok(Progress::NeedMore));
+        r.feed(&p[p.len() - 1..]);
+        assert!(matches!(r.poll(), Ok(Progress::Ready(Packet::Request(_)))));
+    }
+
+    #[test]
+    fn spare_and_commit_keep_only_what_arrived() {
+        let p = request(&[(b"A", b"b")], b"");
+        let mut r = RequestReader::new(Limits::default());
+        let spare = r.spare();
+        assert!(spare.len() >= p.len());
+        spare[..3].copy_from_slice(&p[..3]);
+        r.commit(3);
+        assert_eq!(r.buffer(), &p[..3]);
+        assert_eq!(r.eof(), Some(DecodeError::Truncated { have: 3, need: 4 }));
+        let spare = r.spare();
+        spare[..p.len() - 3].copy_from_slice(&p[3..]);
+        r.commit(p.len() - 3);
+        assert!(matches!(r.poll(), Ok(Progress::Ready(Packet::Request(_)))));
+    }
+}
