@@ -1,0 +1,9 @@
+"""The WSGI entry point: `--module djangoapp.wsgi:application` (with `--chdir examples`)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djangoapp.settings")
+
+application = get_wsgi_application()

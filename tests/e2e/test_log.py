@@ -1,0 +1,58 @@
+"""The request log line keeps uWSGI's format (reference §3.5): people grep it and parse it."""
+
+import re
+
+import uwsgi_wire as wire
+from harness import example
+
+BEHAVIOUR = example("behaviour.py")
+
+CTIME = r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\]"
+
+
+def line_re(method, uri, status=200, proto="HTTP/1.1", addr=r"127\.0\.0\.1"):
+    return re.compile(
+        r"^\[pid: (?P<pid>\d+)\|app: 0\|req: (?P<app_req>\d+)/(?P<all_req>\d+)\] " + addr + r" \(\) "
+        r"\{(?P<vars>\d+) vars in (?P<pktsize>\d+) bytes\} " + CTIME + " "
+        + method + " " + re.escape(uri) + r" => generated (?P<size>\d+) bytes in (?P<msecs>\d+) msecs "
+        r"\(" + re.escape(proto) + " " + str(status) + r"\) (?P<headers>\d+) headers in (?P<hsize>\d+) bytes "
+        r"\((?P<switches>\d+) switches on core (?P<core>\d+)\)$",
+        re.M,
+    )
+
+
+def test_request_log_line_through_nginx(stack, transport):
+    s = stack("--wsgi-file", BEHAVIOUR, transport=transport)
+    pid = int(s.get("/pid").body)
+    offset = s.server.log_size()
+    assert s.get("/hello?x=1").status == 200
+    found = s.server.wait_for_log(line_re("GET", "/hello?x=1"), offset)
+    assert found, f"no request log line for GET /hello?x=1 in:\n{s.server.log_since(offset)}"
+    assert int(found["pid"]) == pid
+    assert (found["app_req"], found["all_req"]) == ("2", "2")
+    assert found["size"] == "12"  # b"Hello World\n"
+    # HTTP/1.1 200 OK\r\n + Content-Type: text/plain\r\n + \r\n
+    assert (found["headers"], found["hsize"]) == ("1", "45")
+    assert int(found["vars"]) % 2 == 0 and int(found["vars"]) >= 28
+
+
+def test_request_log_line_counts_vars_bytes_and_time(server):
+    srv = server("--wsgi-file", BEHAVIOUR)
+    pairs = wire.request_vars("GET", "/sleep", "s=0.3")
+    status, _, _ = wire.split_response(srv.raw(wire.packet(pairs)))
+    assert status == "HTTP/1.1 200 OK"
+    found = srv.wait_for_log(line_re("GET", "/sleep?s=0.3"))
+    assert found, srv.log()
+    assert int(found["vars"]) == 2 * len(pairs)
+    assert int(found["pktsize"]) == len(wire.encode_vars(pairs))
+    assert 300 <= int(found["msecs"]) < 5000
+
+
+def test_request_log_line_for_a_post_and_an_error(stack):
+    s = stack("--wsgi-file", BEHAVIOUR)
+    assert s.request("POST", "/ignore-body", body=b"abc").status == 200
+    assert s.server.wait_for_log(line_re("POST", "/ignore-body")), s.server.log()
+    s.get("/raise")
+    assert s.server.wait_for_log(line_re("GET", "/raise", status=500)), s.server.log()
+    assert s.get("/nope").status == 404
+    assert s.server.wait_for_log(line_re("GET", "/nope", status=404)), s.server.log()
