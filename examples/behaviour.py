@@ -14,7 +14,7 @@ Each route is a case the end-to-end tests drive (tests/e2e/test_errors.py and fr
                       and the CGI keys whose value is not a str
   /write              uses the write() callable returned by start_response
   /exc-info           calls start_response twice, the second time with exc_info
-  /pid                os.getpid()
+  /pid[?s=N]          os.getpid(), after sleeping N seconds (default 0)
   /threads            the current thread's name
 
 A path under /tls/ is routed like the path without that prefix: the test nginx
@@ -110,6 +110,7 @@ def exc_info(environ, start_response):
 
 
 def pid(environ, start_response):
+    time.sleep(min(float(_query(environ).get("s", ["0"])[0]), 60.0))
     start_response("200 OK", list(TEXT))
     return [str(os.getpid()).encode()]
 
