@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
 import time
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ a different power of two: the threads share one interpreter and one module, and
 the lock in the app is what keeps the three-step update whole.
 """
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import example
@@ -35,8 +36,6 @@ def test_root_route_doubles_too_and_count_does_not(stack):
 
 def test_counter_runs_on_eight_python_threads(stack):
     """The threads really are concurrent: 8 requests that each sleep 1 s finish in well under 8 s."""
-    import time
-
     s = stack("--wsgi-file", example("behaviour.py"), "--threads", "8")
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:

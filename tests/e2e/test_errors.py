@@ -6,6 +6,7 @@ and the server keeps serving.
 """
 
 import http.client
+import os
 import re
 import uuid
 
@@ -107,8 +108,6 @@ def test_unknown_route_is_the_apps_404(stack):
 
 
 def test_pid_and_thread_name(stack):
-    import os
-
     s = stack("--wsgi-file", BEHAVIOUR)
     pid = int(s.get("/pid").body)
     assert pid > 1 and pid != os.getpid()
