@@ -1,0 +1,53 @@
+"""The --stats server speaks the JSON uwsgitop reads (reference §3.4)."""
+
+import json
+import socket
+import time
+
+from harness import example, free_port
+
+TOP_KEYS = {"version", "listen_queue", "cwd", "uid", "gid", "pid", "workers"}
+WORKER_KEYS = {
+    "id", "pid", "requests", "exceptions", "signals", "status", "avg_rt", "rss", "vsz", "tx",
+    "respawn_count", "harakiri_count", "running_time", "last_spawn", "cores",
+}
+CORE_KEYS = {"id", "requests", "in_request"}
+
+
+def read_stats(port, deadline_s=10.0):
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                chunks = []
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    chunks.append(data)
+            return json.loads(b"".join(chunks))
+        except (OSError, ValueError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def test_stats_json_has_what_uwsgitop_reads(stack):
+    port = free_port()
+    s = stack("--wsgi-file", example("behaviour.py"), "--master", "--threads", "2", "--stats", f"127.0.0.1:{port}")
+    for _ in range(3):
+        assert s.get("/hello").status == 200
+    assert s.get("/raise").status in (500, 502)
+    stats = read_stats(port)
+    assert TOP_KEYS <= stats.keys(), TOP_KEYS - stats.keys()
+    assert stats["pid"] == s.server.pid
+    assert len(stats["workers"]) == 1
+    worker = stats["workers"][0]
+    assert WORKER_KEYS <= worker.keys(), WORKER_KEYS - worker.keys()
+    assert worker["status"] == "idle"
+    assert worker["requests"] >= 4
+    assert worker["exceptions"] >= 1
+    assert len(worker["cores"]) == 2
+    for core in worker["cores"]:
+        assert CORE_KEYS <= core.keys(), CORE_KEYS - core.keys()
+    assert sum(core["requests"] for core in worker["cores"]) >= 4
