@@ -22,11 +22,13 @@ def padded_packet(datasize, modifier1=0):
     return wire.packet(pairs + [("HTTP_X_PAD", "x" * (datasize - base))], modifier1=modifier1)
 
 
-def send_and_close(srv, data, timeout=10.0):
-    """Send data; return whatever comes back until the server closes (a reset counts)."""
+def send_and_close(srv, data, timeout=10.0, half_close=False):
+    """Send data (then EOF if `half_close`); return whatever comes back until the server closes."""
     with wire.connect(srv.address, timeout) as sock:
         try:
             sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             return b""
         try:
@@ -74,18 +76,21 @@ def test_ping_is_answered_with_pong(server, transport):
 
 
 @pytest.mark.parametrize(
-    "data",
+    "data, half_close",
     [
-        pytest.param(b"\x00\x00\x00\x00", id="empty-request"),
-        pytest.param(struct.pack("<BHB", 0, 6, 0) + b"\x00\x00\x02\x00ab", id="zero-length-key"),
-        pytest.param(struct.pack("<BHB", 0, 8, 0) + b"\x10\x00KEY\x00\x00\x00", id="key-overruns-block"),
-        pytest.param(struct.pack("<BHB", 0, 9, 0) + b"\x01\x00K\x01\x00V" + b"\x00\x00\x00", id="trailing-bytes"),
-        pytest.param(struct.pack("<BHB", 0, 10, 0) + b"\x01\x00K", id="truncated-then-eof"),
+        pytest.param(b"\x00\x00\x00\x00", False, id="empty-request"),
+        pytest.param(struct.pack("<BHB", 0, 6, 0) + b"\x00\x00\x02\x00ab", False, id="zero-length-key"),
+        pytest.param(struct.pack("<BHB", 0, 8, 0) + b"\x10\x00KEY\x00\x00\x00", False, id="key-overruns-block"),
+        pytest.param(struct.pack("<BHB", 0, 9, 0) + b"\x01\x00K\x01\x00V\x00\x00\x00", False, id="trailing-bytes"),
+        pytest.param(struct.pack("<BHB", 0, 10, 0) + b"\x01\x00K", True, id="truncated-then-eof"),
+        pytest.param(b"\x00\x0a", True, id="half-a-header-then-eof"),
     ],
 )
-def test_malformed_packets_are_dropped_and_the_server_goes_on(server, data):
+def test_malformed_packets_are_dropped_and_the_server_goes_on(server, data, half_close):
     srv = server("--wsgi-file", HELLO)
-    reply = send_and_close(srv, data)
+    t0 = time.monotonic()
+    reply = send_and_close(srv, data, half_close=half_close)
+    assert time.monotonic() - t0 < 3.0, "a malformed or closed request must be dropped at once, not on a timeout"
     assert not reply.startswith(b"HTTP/1.1 200"), reply[:80]
     srv.assert_serves()
 
