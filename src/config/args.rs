@@ -1,0 +1,267 @@
+//! The command line, in uWSGI's spellings: every flag a user moving from uWSGI types keeps working.
+//!
+//! These are the raw, typed flags; [`super::Config`] is what the rest of the program sees.
+
+use clap::{ArgAction, Parser};
+use std::path::PathBuf;
+
+/// rwsgi serves Python WSGI apps to nginx over the uwsgi protocol (`uwsgi_pass`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rwsgi",
+    version,
+    about = "A uwsgi-protocol application server for Python WSGI apps, in Rust.",
+    long_about = "A uwsgi-protocol application server for Python WSGI apps, in Rust.\n\n\
+                  Flags use uWSGI's spellings; unknown uWSGI options are warned about and ignored.",
+    args_override_self = true,
+    max_term_width = 110
+)]
+pub struct Args {
+    /// Load flags from the [uwsgi] section of an ini file (FILE or FILE:section).
+    #[arg(long, value_name = "FILE[:SECTION]", help_heading = "Config")]
+    pub ini: Vec<String>,
+
+    /// Bind a uwsgi socket: HOST:PORT, :PORT, [IPV6]:PORT, a unix path or @abstract.
+    #[arg(
+        short = 's',
+        long,
+        visible_alias = "uwsgi-socket",
+        value_name = "ADDR",
+        help_heading = "Sockets"
+    )]
+    pub socket: Vec<String>,
+
+    /// Listen backlog (clamped to net.core.somaxconn with a warning).
+    #[arg(
+        short = 'l',
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        help_heading = "Sockets"
+    )]
+    pub listen: i32,
+
+    /// chmod the unix socket: octal mode, 666 when given without a value.
+    #[arg(short = 'C', long, num_args = 0..=1, default_missing_value = "666", value_name = "MODE",
+          help_heading = "Sockets")]
+    pub chmod_socket: Option<String>,
+
+    /// Remove the unix socket and the pidfile at exit.
+    #[arg(long, help_heading = "Sockets")]
+    pub vacuum: bool,
+
+    /// Seconds a connection may stay silent while its request is read or its response written.
+    #[arg(
+        short = 'z',
+        long,
+        default_value_t = 4,
+        value_name = "SECS",
+        help_heading = "Sockets"
+    )]
+    pub socket_timeout: u64,
+
+    /// Largest uwsgi vars block (request headers) accepted, up to 65535.
+    #[arg(short = 'b', long, default_value_t = 65535, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Requests")]
+    pub buffer_size: u32,
+
+    /// Refuse request bodies larger than this (413); 0 means no limit.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "BYTES",
+        help_heading = "Requests"
+    )]
+    pub limit_post: u64,
+
+    /// Body bytes read by the event loop before the app runs (larger bodies stream through wsgi.input).
+    #[arg(long, value_name = "BYTES", help_heading = "Requests")]
+    pub post_buffering: Option<usize>,
+
+    /// Trust X-Forwarded-Proto / X-Forwarded-Ssl for wsgi.url_scheme (only behind a proxy that sets them).
+    #[arg(long, help_heading = "Requests")]
+    pub trust_forwarded_headers: bool,
+
+    /// Load a WSGI file (its `application` callable, see --callable).
+    #[arg(
+        long,
+        visible_alias = "file",
+        value_name = "FILE",
+        help_heading = "App"
+    )]
+    pub wsgi_file: Option<PathBuf>,
+
+    /// Load a module: pkg.mod or pkg.mod:callable.
+    #[arg(
+        short = 'w',
+        long,
+        visible_alias = "wsgi",
+        value_name = "MODULE",
+        help_heading = "App"
+    )]
+    pub module: Option<String>,
+
+    /// Name of the WSGI callable.
+    #[arg(
+        long,
+        default_value = "application",
+        value_name = "NAME",
+        help_heading = "App"
+    )]
+    pub callable: String,
+
+    /// chdir before loading the app.
+    #[arg(long, value_name = "DIR", help_heading = "App")]
+    pub chdir: Option<PathBuf>,
+
+    /// Add a directory to sys.path (repeatable).
+    #[arg(long, visible_aliases = ["python-path", "pp"], value_name = "DIR", help_heading = "App")]
+    pub pythonpath: Vec<PathBuf>,
+
+    /// Use this virtualenv's packages (defaults to $VIRTUAL_ENV when set).
+    #[arg(short = 'H', long, visible_aliases = ["venv", "home", "pyhome"], value_name = "DIR",
+          help_heading = "App")]
+    pub virtualenv: Option<PathBuf>,
+
+    /// Set an environment variable before the app loads: KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "App")]
+    pub env: Vec<String>,
+
+    /// Exit when the app cannot be loaded (the default); `--need-app=false` serves 500s instead.
+    #[arg(long, num_args = 0..=1, default_value = "true", default_missing_value = "true",
+          value_name = "BOOL", action = ArgAction::Set, value_parser = parse_bool, help_heading = "App")]
+    pub need_app: bool,
+
+    /// Python threads per worker process.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=512), help_heading = "Processes")]
+    pub threads: u16,
+
+    /// Worker processes (needs --master for more than one).
+    #[arg(short = 'p', long, visible_alias = "workers", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Processes")]
+    pub processes: u16,
+
+    /// Run a master process that forks, supervises and reloads the workers.
+    #[arg(short = 'M', long, help_heading = "Processes")]
+    pub master: bool,
+
+    /// Import the app in each worker after fork instead of once in the master.
+    #[arg(long, help_heading = "Processes")]
+    pub lazy_apps: bool,
+
+    /// Seconds a request may run before it is answered with an error and its worker recycled.
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 0,
+        value_name = "SECS",
+        help_heading = "Processes"
+    )]
+    pub harakiri: u64,
+
+    /// Recycle a worker after this many requests.
+    #[arg(
+        short = 'R',
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Processes"
+    )]
+    pub max_requests: u64,
+
+    /// Add up to this many requests per worker id to --max-requests, so workers do not recycle together.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Processes"
+    )]
+    pub max_requests_delta: u64,
+
+    /// Recycle a worker whose RSS exceeds this many megabytes after a request.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "MB",
+        help_heading = "Processes"
+    )]
+    pub reload_on_rss: u64,
+
+    /// Recycle a worker after it has lived this many seconds.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SECS",
+        help_heading = "Processes"
+    )]
+    pub max_worker_lifetime: u64,
+
+    /// A worker lives at least this many seconds before any recycling.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "SECS",
+        help_heading = "Processes"
+    )]
+    pub min_worker_lifetime: u64,
+
+    /// Seconds in-flight requests get to finish at shutdown or reload.
+    #[arg(
+        long,
+        visible_alias = "worker-reload-mercy",
+        default_value_t = 60,
+        value_name = "SECS",
+        help_heading = "Processes"
+    )]
+    pub reload_mercy: u64,
+
+    /// Write the master's pid to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Processes")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Reload gracefully when this file's modification time changes (repeatable).
+    #[arg(long, value_name = "FILE", help_heading = "Processes")]
+    pub touch_reload: Vec<PathBuf>,
+
+    /// Accepted for uWSGI configs: SIGTERM always shuts down gracefully in rwsgi.
+    #[arg(long, help_heading = "Processes")]
+    pub die_on_term: bool,
+
+    /// Serve uwsgitop-compatible JSON stats on this address (HOST:PORT or unix path).
+    #[arg(long, value_name = "ADDR", help_heading = "Monitoring")]
+    pub stats: Option<String>,
+
+    /// Wrap the stats JSON in an HTTP response.
+    #[arg(long, help_heading = "Monitoring")]
+    pub stats_http: bool,
+
+    /// Report RSS and address space in the request log and the stats.
+    #[arg(long, help_heading = "Monitoring")]
+    pub memory_report: bool,
+
+    /// Do not write the request log line.
+    #[arg(short = 'L', long, help_heading = "Monitoring")]
+    pub disable_logging: bool,
+
+    /// Accepted for uWSGI configs: Python threads are always enabled.
+    #[arg(short = 'T', long, help_heading = "Compatibility")]
+    pub enable_threads: bool,
+
+    /// Accepted for uWSGI configs: rwsgi always runs a single interpreter.
+    #[arg(long, help_heading = "Compatibility")]
+    pub single_interpreter: bool,
+
+    /// Accepted for uWSGI configs: accept is already serialised by the event loop.
+    #[arg(long, help_heading = "Compatibility")]
+    pub thunder_lock: bool,
+}
+
+/// uWSGI's boolean spellings.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" => Ok(true),
+        "0" | "false" | "no" | "off" | "n" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}

@@ -1,0 +1,359 @@
+//! Configuration: uWSGI-spelled flags (and `--ini` files) in, one validated [`Config`] out.
+//!
+//! `main` calls [`load`]; nothing else in the program sees raw flags.
+
+pub mod args;
+pub mod ini;
+pub mod socket;
+
+use crate::protocol::Limits;
+pub use args::Args;
+use clap::{CommandFactory, FromArgMatches};
+pub use socket::SocketSpec;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the WSGI callable comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSpec {
+    /// `--wsgi-file FILE`: run the file as a module and take `callable` from it.
+    File { path: PathBuf, callable: String },
+    /// `--module pkg.mod[:callable]`.
+    Module { module: String, callable: String },
+}
+
+/// The validated configuration every layer reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sockets: Vec<SocketSpec>,
+    pub listen: i32,
+    pub chmod_socket: Option<u32>,
+    pub vacuum: bool,
+    pub socket_timeout: Duration,
+    pub limits: Limits,
+    pub trust_forwarded: bool,
+    pub app: Option<AppSpec>,
+    pub chdir: Option<PathBuf>,
+    pub pythonpath: Vec<PathBuf>,
+    pub virtualenv: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub need_app: bool,
+    pub threads: usize,
+    pub processes: usize,
+    pub master: bool,
+    pub lazy_apps: bool,
+    pub harakiri: Option<Duration>,
+    pub max_requests: u64,
+    pub max_requests_delta: u64,
+    pub reload_on_rss_mb: u64,
+    pub max_worker_lifetime: Option<Duration>,
+    pub min_worker_lifetime: Duration,
+    pub reload_mercy: Duration,
+    pub pidfile: Option<PathBuf>,
+    pub touch_reload: Vec<PathBuf>,
+    pub stats: Option<String>,
+    pub stats_http: bool,
+    pub memory_report: bool,
+    pub logging: bool,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parse the process's arguments (with `--ini` files expanded in place) into a [`Config`].
+/// Unknown options come back as warnings for the caller to log once logging is set up.
+pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
+    let mut warnings = Vec::new();
+    let command = Args::command();
+    let argv = ini::expand(argv, &command, &mut warnings)
+        .map_err(|e| command.clone().error(clap::error::ErrorKind::Io, e.0))?;
+    let argv = drop_unknown_options(argv, &command, &mut warnings);
+    let matches = command.clone().try_get_matches_from(argv)?;
+    let args = Args::from_arg_matches(&matches)?;
+    let config = Config::from_args(args)
+        .map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e.0))?;
+    Ok((config, warnings))
+}
+
+/// Remove options clap does not know, with a warning each, so a uWSGI command line or ini file
+/// with options rwsgi lacks still starts. An unknown `--name` takes the next argument with it when
+/// that argument is not itself an option.
+fn drop_unknown_options(
+    argv: Vec<OsString>,
+    command: &clap::Command,
+    warnings: &mut Vec<String>,
+) -> Vec<OsString> {
+    let known = |name: &str| {
+        command.get_arguments().any(|a| {
+            a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|v| v.contains(&name))
+        }) || matches!(name, "help" | "version")
+    };
+    let mut out = Vec::with_capacity(argv.len());
+    let mut iter = argv.into_iter().peekable();
+    if let Some(program) = iter.next() {
+        out.push(program);
+    }
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy();
+        let Some(long) = text.strip_prefix("--").filter(|l| !l.is_empty()) else {
+            out.push(arg);
+            continue;
+        };
+        let (name, has_value) = match long.split_once('=') {
+            Some((name, _)) => (name.to_string(), true),
+            None => (long.to_string(), false),
+        };
+        if known(&name) {
+            out.push(arg);
+            continue;
+        }
+        let takes_next = !has_value
+            && iter
+                .peek()
+                .is_some_and(|next| !next.to_string_lossy().starts_with('-'));
+        if takes_next {
+            iter.next();
+        }
+        warnings.push(format!(
+            "ignoring unknown option --{name}: rwsgi does not implement it"
+        ));
+    }
+    out
+}
+
+impl Config {
+    /// Validate flags into a configuration.
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let sockets = args
+            .socket
+            .iter()
+            .map(|s| SocketSpec::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if sockets.is_empty() {
+            return Err(ConfigError(
+                "no --socket given: rwsgi needs an address to serve on".into(),
+            ));
+        }
+        let chmod_socket = args
+            .chmod_socket
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        ConfigError(format!("--chmod-socket {m:?} is not an octal mode"))
+                    })
+            })
+            .transpose()?;
+        let app = match (&args.wsgi_file, &args.module) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "give either --wsgi-file or --module, not both".into(),
+                ))
+            }
+            (Some(path), None) => Some(AppSpec::File {
+                path: path.clone(),
+                callable: args.callable.clone(),
+            }),
+            (None, Some(m)) => Some(match m.split_once(':') {
+                Some((module, callable)) if !callable.is_empty() => AppSpec::Module {
+                    module: module.into(),
+                    callable: callable.into(),
+                },
+                _ => AppSpec::Module {
+                    module: m.trim_end_matches(':').into(),
+                    callable: args.callable.clone(),
+                },
+            }),
+            (None, None) => None,
+        };
+        if app.is_none() && args.need_app {
+            return Err(ConfigError(
+                "no app given: use --wsgi-file FILE or --module pkg.mod:callable".into(),
+            ));
+        }
+        let env = args
+            .env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(ConfigError(format!("--env {kv:?} is not KEY=VALUE"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let virtualenv = args
+            .virtualenv
+            .clone()
+            .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+        let processes = usize::from(args.processes);
+        let limits = Limits {
+            buffer_size: args.buffer_size as usize,
+            limit_post: args.limit_post,
+            preread: args
+                .post_buffering
+                .unwrap_or(crate::protocol::decoder::DEFAULT_PREREAD),
+        };
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Ok(Config {
+            sockets,
+            listen: args.listen.max(1),
+            chmod_socket,
+            vacuum: args.vacuum,
+            socket_timeout: Duration::from_secs(args.socket_timeout.max(1)),
+            limits,
+            trust_forwarded: args.trust_forwarded_headers,
+            app,
+            chdir: args.chdir,
+            pythonpath: args.pythonpath,
+            virtualenv,
+            env,
+            need_app: args.need_app,
+            threads: usize::from(args.threads),
+            processes,
+            master: args.master || processes > 1,
+            lazy_apps: args.lazy_apps,
+            harakiri: secs(args.harakiri),
+            max_requests: args.max_requests,
+            max_requests_delta: args.max_requests_delta,
+            reload_on_rss_mb: args.reload_on_rss,
+            max_worker_lifetime: secs(args.max_worker_lifetime),
+            min_worker_lifetime: Duration::from_secs(args.min_worker_lifetime),
+            reload_mercy: Duration::from_secs(args.reload_mercy),
+            pidfile: args.pidfile,
+            touch_reload: args.touch_reload,
+            stats: args.stats,
+            stats_http: args.stats_http,
+            memory_report: args.memory_report,
+            logging: !args.disable_logging,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_args(args: &[&str]) -> Result<(Config, Vec<String>), clap::Error> {
+        load(
+            std::iter::once("rwsgi")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn uwsgi_spellings_parse() {
+        let (c, w) = load_args(&[
+            "-s",
+            "127.0.0.1:3031",
+            "--wsgi-file",
+            "app.py",
+            "--threads",
+            "8",
+            "--chmod-socket=660",
+            "-b",
+            "32768",
+            "--vacuum",
+            "-L",
+        ])
+        .unwrap();
+        assert!(w.is_empty());
+        assert_eq!(c.threads, 8);
+        assert_eq!(c.chmod_socket, Some(0o660));
+        assert_eq!(c.limits.buffer_size, 32768);
+        assert!(c.vacuum && !c.logging);
+        assert_eq!(
+            c.app,
+            Some(AppSpec::File {
+                path: "app.py".into(),
+                callable: "application".into()
+            })
+        );
+    }
+
+    #[test]
+    fn module_with_callable() {
+        let (c, _) = load_args(&["--socket", ":3031", "-w", "mysite.wsgi:app"]).unwrap();
+        assert_eq!(
+            c.app,
+            Some(AppSpec::Module {
+                module: "mysite.wsgi".into(),
+                callable: "app".into()
+            })
+        );
+        let (c, _) =
+            load_args(&["--socket", ":3031", "--module", "m", "--callable", "wsgi"]).unwrap();
+        assert_eq!(
+            c.app,
+            Some(AppSpec::Module {
+                module: "m".into(),
+                callable: "wsgi".into()
+            })
+        );
+    }
+
+    #[test]
+    fn chmod_socket_without_value_is_666() {
+        let (c, _) =
+            load_args(&["--socket", "/tmp/x.sock", "--chmod-socket", "--module", "m"]).unwrap();
+        assert_eq!(c.chmod_socket, Some(0o666));
+    }
+
+    #[test]
+    fn unknown_options_warn_and_are_dropped() {
+        let (c, w) = load_args(&[
+            "--socket",
+            ":3031",
+            "--uid",
+            "www-data",
+            "--module",
+            "m",
+            "--harakiri-verbose",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(c.threads, 2);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("--uid"));
+    }
+
+    #[test]
+    fn buffer_size_is_capped() {
+        assert!(load_args(&["--socket", ":1", "--module", "m", "-b", "65536"]).is_err());
+    }
+
+    #[test]
+    fn an_app_is_needed_unless_need_app_is_off() {
+        assert!(load_args(&["--socket", ":1"]).is_err());
+        assert!(load_args(&["--socket", ":1", "--need-app=false"]).is_ok());
+    }
+
+    #[test]
+    fn later_flags_override_earlier_ones() {
+        let (c, _) = load_args(&[
+            "--socket",
+            ":1",
+            "-w",
+            "m",
+            "--threads",
+            "2",
+            "--threads",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(c.threads, 4);
+    }
+}

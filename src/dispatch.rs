@@ -1,0 +1,118 @@
+//! The seam between the event loop and the Python threads: a bounded queue of [`Job`]s.
+//!
+//! A job owns its connection and the bytes already read, so once a request is dispatched nothing in
+//! the event loop refers to it. When every thread is busy and the queue is full the loop parks the
+//! job and stops accepting (the kernel backlog and the other workers take the load); the thread that
+//! next takes a job wakes the loop. The pause flag and the queue's own locking make a lost wake-up
+//! impossible: the loop sets the flag, then tries the queue once more; a thread takes a job, then
+//! reads the flag.
+
+use crate::protocol::RequestHead;
+use crate::server::conn::Conn;
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// One request, from the moment its head is complete.
+#[derive(Debug)]
+pub struct Job {
+    pub conn: Conn,
+    /// The packet: header, vars block, and the body bytes that arrived with it.
+    pub buf: Vec<u8>,
+    pub head: RequestHead,
+    /// When the connection was accepted (the log line's "in N msecs" counts from here).
+    pub accepted: Instant,
+    pub accepted_wall: SystemTime,
+}
+
+/// Something that wakes the event loop (its mio `Waker`, behind a closure so this module stays
+/// free of mio).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// The event loop's end of the queue.
+pub struct JobSink {
+    tx: Sender<Job>,
+    paused: Arc<AtomicBool>,
+}
+
+/// A Python thread's end of the queue.
+#[derive(Clone)]
+pub struct JobSource {
+    rx: Receiver<Job>,
+    paused: Arc<AtomicBool>,
+    wake: Wake,
+}
+
+/// A queue for `threads` Python threads: each may have one job waiting beyond the one it runs.
+pub fn queue(threads: usize, wake: Wake) -> (JobSink, JobSource) {
+    let (tx, rx) = crossbeam_channel::bounded(threads.max(1));
+    let paused = Arc::new(AtomicBool::new(false));
+    (
+        JobSink {
+            tx,
+            paused: paused.clone(),
+        },
+        JobSource { rx, paused, wake },
+    )
+}
+
+/// What [`JobSink::offer`] did with a job.
+pub enum Offer {
+    Queued,
+    /// The queue is full and the pause flag is set: park the job and stop accepting.
+    Full(Job),
+    /// Every Python thread has exited.
+    Closed(Job),
+}
+
+impl JobSink {
+    /// Queue a job without waiting.
+    pub fn offer(&self, job: Job) -> Offer {
+        match self.tx.try_send(job) {
+            Ok(()) => Offer::Queued,
+            Err(TrySendError::Disconnected(job)) => Offer::Closed(job),
+            Err(TrySendError::Full(job)) => {
+                self.paused.store(true, Ordering::SeqCst);
+                // A thread may have taken a job between the failed send and the flag.
+                match self.tx.try_send(job) {
+                    Ok(()) => {
+                        self.paused.store(false, Ordering::SeqCst);
+                        Offer::Queued
+                    }
+                    Err(TrySendError::Full(job)) => Offer::Full(job),
+                    Err(TrySendError::Disconnected(job)) => Offer::Closed(job),
+                }
+            }
+        }
+    }
+
+    /// Queue a job, waiting for room (only at shutdown, when nothing else needs the loop).
+    pub fn send_blocking(&self, job: Job) -> Result<(), Job> {
+        self.tx.send(job).map_err(|e| e.0)
+    }
+
+    /// Whether the loop is paused waiting for room.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+}
+
+impl JobSource {
+    /// Take the next job: `f` is called to block (a Python thread detaches there), and is skipped when
+    /// a job is already waiting. `None` once the loop has closed the queue and it is empty.
+    pub fn next(
+        &self,
+        block: impl FnOnce(&Receiver<Job>) -> Result<Job, RecvError>,
+    ) -> Option<Job> {
+        let job = match self.rx.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Empty) => block(&self.rx).ok()?,
+            Err(TryRecvError::Disconnected) => return None,
+        };
+        if self.paused.load(Ordering::SeqCst) && self.paused.swap(false, Ordering::SeqCst) {
+            (self.wake)();
+        }
+        Some(job)
+    }
+}

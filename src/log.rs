@@ -1,0 +1,144 @@
+//! Logging: `tracing` (filtered by `RUST_LOG`, default `info`) for the server's own messages, and the
+//! request log line in uWSGI's format, written whole with one `write` so threads never interleave.
+
+use std::io::{IsTerminal, Write};
+use std::time::SystemTime;
+
+/// Set up `tracing` to stderr.
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// The fields of one request log line (uWSGI's `uwsgi_logit_simple` layout).
+pub struct RequestLine<'a> {
+    pub worker_requests: u64,
+    pub total_requests: u64,
+    pub remote_addr: &'a [u8],
+    /// Keys plus values in the vars block.
+    pub var_count: usize,
+    pub vars_bytes: usize,
+    pub started: SystemTime,
+    pub method: &'a [u8],
+    pub uri: &'a [u8],
+    pub body_bytes: u64,
+    pub msecs: u128,
+    pub sendfile: bool,
+    pub protocol: &'a [u8],
+    pub status: u16,
+    pub header_count: usize,
+    pub head_bytes: usize,
+    pub switches: u64,
+    pub core: usize,
+}
+
+/// `ctime(3)` without the newline: `Fri Nov 27 10:29:38 2026`.
+pub fn ctime(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let secs = libc::time_t::try_from(secs).unwrap_or(0);
+    let mut buf = [0 as libc::c_char; 32];
+    // SAFETY: ctime_r writes at most 26 bytes into the 32-byte buffer.
+    let p = unsafe { libc::ctime_r(&secs, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: ctime_r NUL-terminated the buffer.
+    let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    s.to_string_lossy().trim_end().to_string()
+}
+
+impl RequestLine<'_> {
+    /// Format the line.
+    pub fn format(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let _ = write!(
+            out,
+            "[pid: {}|app: 0|req: {}/{}] ",
+            std::process::id(),
+            self.worker_requests,
+            self.total_requests
+        );
+        out.extend_from_slice(self.remote_addr);
+        let _ = write!(
+            out,
+            " () {{{} vars in {} bytes}} [{}] ",
+            self.var_count,
+            self.vars_bytes,
+            ctime(self.started)
+        );
+        out.extend_from_slice(self.method);
+        out.push(b' ');
+        out.extend_from_slice(self.uri);
+        let _ = write!(
+            out,
+            " => generated {} bytes in {} msecs",
+            self.body_bytes, self.msecs
+        );
+        if self.sendfile {
+            out.extend_from_slice(b" via sendfile()");
+        }
+        out.extend_from_slice(b" (");
+        out.extend_from_slice(self.protocol);
+        let _ = writeln!(
+            out,
+            " {}) {} headers in {} bytes ({} switches on core {})",
+            self.status, self.header_count, self.head_bytes, self.switches, self.core
+        );
+        out
+    }
+
+    /// Write the line to stderr.
+    pub fn write(&self) {
+        let line = self.format();
+        let _ = std::io::stderr().lock().write_all(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn line_matches_uwsgi_layout() {
+        let line = RequestLine {
+            worker_requests: 1,
+            total_requests: 2,
+            remote_addr: b"127.0.0.1",
+            var_count: 28,
+            vars_bytes: 305,
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_775_370),
+            method: b"GET",
+            uri: b"/hello",
+            body_bytes: 12,
+            msecs: 0,
+            sendfile: false,
+            protocol: b"HTTP/1.1",
+            status: 200,
+            header_count: 3,
+            head_bytes: 69,
+            switches: 1,
+            core: 0,
+        };
+        let text = String::from_utf8(line.format()).unwrap();
+        let pid = std::process::id();
+        let expected_tail = "GET /hello => generated 12 bytes in 0 msecs (HTTP/1.1 200) 3 headers in 69 bytes (1 switches on core 0)\n";
+        assert!(
+            text.starts_with(&format!(
+                "[pid: {pid}|app: 0|req: 1/2] 127.0.0.1 () {{28 vars in 305 bytes}} ["
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with(expected_tail), "{text}");
+        assert_eq!(ctime(line.started).len(), 24);
+    }
+}

@@ -1,0 +1,393 @@
+//! The WSGI environ (PEP 3333), built per request as a copy of a template dict.
+//!
+//! The template holds every constant entry; keys nginx sends on every request are interned once at
+//! startup and found by their bytes without hashing; values are decoded as latin-1 straight from
+//! the packet buffer. Rules:
+//! - every var becomes a latin-1 `str`; `SCRIPT_NAME` is always present, and a `SCRIPT_NAME` the
+//!   proxy sends is stripped from the front of `PATH_INFO` (what modifier1 30 asks for);
+//! - a var sent twice is joined as a proxy joins repeated headers: `", "`, or `"; "` for cookies
+//!   (nginx before 1.23 sends each repeated header as its own var; uWSGI kept only the last);
+//! - nginx's `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH` copies are dropped (PEP 3333 forbids them),
+//!   and vars named `wsgi.*` cannot replace the server's own entries;
+//! - `wsgi.url_scheme`: `UWSGI_SCHEME`, then `HTTPS` (`on`/`1`), then nginx's `REQUEST_SCHEME`;
+//!   `X-Forwarded-Proto`/`-Ssl` only with `--trust-forwarded-headers`, since any client can send them;
+//! - the `UWSGI_*` vars with which uWSGI let a request load code or change the process (`UWSGI_FILE`,
+//!   `UWSGI_SETENV`, ...) are plain environ entries here: a request never changes the server.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+/// Keys interned at startup: nginx's `uwsgi_params`, the common request headers, and the keys the
+/// server sets itself. Order is irrelevant; each key's index is its slot.
+const KNOWN_KEYS: &[&str] = &[
+    "QUERY_STRING",
+    "REQUEST_METHOD",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "DOCUMENT_ROOT",
+    "SERVER_PROTOCOL",
+    "REQUEST_SCHEME",
+    "HTTPS",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_PORT",
+    "SERVER_NAME",
+    "SCRIPT_NAME",
+    "REMOTE_USER",
+    "UWSGI_SCHEME",
+    "HTTP_HOST",
+    "HTTP_USER_AGENT",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_CONNECTION",
+    "HTTP_COOKIE",
+    "HTTP_REFERER",
+    "HTTP_ORIGIN",
+    "HTTP_AUTHORIZATION",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_PRAGMA",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_SSL",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_REQUESTED_WITH",
+    "HTTP_UPGRADE_INSECURE_REQUESTS",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_SEC_FETCH_MODE",
+    "HTTP_SEC_FETCH_DEST",
+    "HTTP_SEC_FETCH_USER",
+    "HTTP_DNT",
+    "HTTP_TRANSFER_ENCODING",
+];
+
+/// Index of a key in [`KNOWN_KEYS`] that the builder treats specially.
+fn slot(name: &str) -> usize {
+    KNOWN_KEYS
+        .iter()
+        .position(|k| *k == name)
+        .unwrap_or(usize::MAX)
+}
+
+/// Longest key in [`KNOWN_KEYS`], for the by-length table.
+const MAX_KNOWN_LEN: usize = 32;
+
+/// The vars the server itself reads from a request, borrowed from the packet.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Seen<'a> {
+    pub method: &'a [u8],
+    pub uri: &'a [u8],
+    pub path_info: &'a [u8],
+    pub query_string: &'a [u8],
+    pub protocol: Option<&'a [u8]>,
+    pub remote_addr: &'a [u8],
+    script_name: &'a [u8],
+    https: &'a [u8],
+    uwsgi_scheme: &'a [u8],
+    request_scheme: &'a [u8],
+    forwarded_proto: &'a [u8],
+    forwarded_ssl: &'a [u8],
+}
+
+/// The parts of every environ built once per process.
+pub struct EnvironTemplate {
+    template: Py<PyDict>,
+    keys: Vec<Py<PyString>>,
+    by_len: Vec<Vec<usize>>,
+    https: Py<PyString>,
+    url_scheme: Py<PyString>,
+    script_name: Py<PyString>,
+    path_info: Py<PyString>,
+    input: Py<PyString>,
+    trust_forwarded: bool,
+}
+
+/// `PyUnicode_DecodeLatin1` of a byte slice.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = ffi::Py_ssize_t::try_from(bytes.len()).unwrap_or(ffi::Py_ssize_t::MAX);
+    // SAFETY: the pointer and length describe a live slice; a null error handler means strict.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null());
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+/// `on`, `1` (any case) as uWSGI reads `HTTPS` and `X-Forwarded-Ssl`.
+fn is_on(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"on") || value == b"1"
+}
+
+impl EnvironTemplate {
+    /// Build the template: the constant `wsgi.*` entries and the interned keys.
+    pub fn new(
+        py: Python<'_>,
+        multithread: bool,
+        multiprocess: bool,
+        trust_forwarded: bool,
+        file_wrapper: Bound<'_, PyAny>,
+    ) -> PyResult<EnvironTemplate> {
+        let keys: Vec<Py<PyString>> = KNOWN_KEYS
+            .iter()
+            .map(|k| PyString::intern(py, k).unbind())
+            .collect();
+        let mut by_len = vec![Vec::new(); MAX_KNOWN_LEN + 1];
+        for (i, k) in KNOWN_KEYS.iter().enumerate() {
+            by_len[k.len()].push(i);
+        }
+        let sys = py.import("sys")?;
+        let template = PyDict::new(py);
+        template.set_item(
+            PyString::intern(py, "wsgi.version"),
+            PyTuple::new(py, [1, 0])?,
+        )?;
+        template.set_item(
+            PyString::intern(py, "wsgi.url_scheme"),
+            PyString::intern(py, "http"),
+        )?;
+        template.set_item(PyString::intern(py, "wsgi.errors"), sys.getattr("stderr")?)?;
+        template.set_item(PyString::intern(py, "wsgi.multithread"), multithread)?;
+        template.set_item(PyString::intern(py, "wsgi.multiprocess"), multiprocess)?;
+        template.set_item(PyString::intern(py, "wsgi.run_once"), false)?;
+        template.set_item(PyString::intern(py, "wsgi.input_terminated"), true)?;
+        template.set_item(PyString::intern(py, "wsgi.file_wrapper"), file_wrapper)?;
+        template.set_item(
+            PyString::intern(py, "SCRIPT_NAME"),
+            PyString::intern(py, ""),
+        )?;
+        template.set_item(
+            PyString::intern(py, "rwsgi.version"),
+            env!("CARGO_PKG_VERSION"),
+        )?;
+        Ok(EnvironTemplate {
+            template: template.unbind(),
+            keys,
+            by_len,
+            https: PyString::intern(py, "https").unbind(),
+            url_scheme: PyString::intern(py, "wsgi.url_scheme").unbind(),
+            script_name: PyString::intern(py, "SCRIPT_NAME").unbind(),
+            path_info: PyString::intern(py, "PATH_INFO").unbind(),
+            input: PyString::intern(py, "wsgi.input").unbind(),
+            trust_forwarded,
+        })
+    }
+
+    /// The slot of a known key.
+    fn known(&self, key: &[u8]) -> Option<usize> {
+        self.by_len
+            .get(key.len())?
+            .iter()
+            .copied()
+            .find(|&i| KNOWN_KEYS[i].as_bytes() == key)
+    }
+
+    /// Build one request's environ from its vars; `input` becomes `wsgi.input`.
+    pub fn build<'py, 'a>(
+        &self,
+        py: Python<'py>,
+        vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        input: Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyDict>, Seen<'a>)> {
+        let environ = self.template.bind(py).copy()?;
+        let mut seen = Seen::default();
+        let mut set = 0u64;
+        for (key, value) in vars {
+            let slot = self.known(key);
+            match slot {
+                Some(i) => {
+                    self.note(&mut seen, i, value);
+                    if i == SLOT.script_name || i == SLOT.path_info {
+                        continue; // Set below, once SCRIPT_NAME is known.
+                    }
+                    let k = self.keys[i].bind(py);
+                    if set & (1 << i) != 0 {
+                        join(py, &environ, k, value, i == SLOT.cookie)?;
+                    } else {
+                        environ.set_item(k, latin1(py, value)?)?;
+                        set |= 1 << i;
+                    }
+                }
+                None => {
+                    if key.starts_with(b"wsgi.")
+                        || key == b"HTTP_CONTENT_TYPE"
+                        || key == b"HTTP_CONTENT_LENGTH"
+                    {
+                        continue;
+                    }
+                    let k = latin1(py, key)?;
+                    if environ.contains(&k)? {
+                        join(py, &environ, &k, value, false)?;
+                    } else {
+                        environ.set_item(k, latin1(py, value)?)?;
+                    }
+                }
+            }
+        }
+        self.set_paths(py, &environ, &seen)?;
+        if self.scheme_is_https(&seen) {
+            environ.set_item(self.url_scheme.bind(py), self.https.bind(py))?;
+        } else if !seen.uwsgi_scheme.is_empty() {
+            environ.set_item(self.url_scheme.bind(py), latin1(py, seen.uwsgi_scheme)?)?;
+        }
+        environ.set_item(self.input.bind(py), input)?;
+        Ok((environ, seen))
+    }
+
+    fn note<'a>(&self, seen: &mut Seen<'a>, slot: usize, value: &'a [u8]) {
+        let s = &SLOT;
+        match slot {
+            i if i == s.method => seen.method = value,
+            i if i == s.uri => seen.uri = value,
+            i if i == s.path_info => seen.path_info = value,
+            i if i == s.query_string => seen.query_string = value,
+            i if i == s.protocol => seen.protocol = Some(value),
+            i if i == s.remote_addr => seen.remote_addr = value,
+            i if i == s.script_name => seen.script_name = value,
+            i if i == s.https => seen.https = value,
+            i if i == s.uwsgi_scheme => seen.uwsgi_scheme = value,
+            i if i == s.request_scheme => seen.request_scheme = value,
+            i if i == s.forwarded_proto => seen.forwarded_proto = value,
+            i if i == s.forwarded_ssl => seen.forwarded_ssl = value,
+            _ => {}
+        }
+    }
+
+    /// `SCRIPT_NAME` without a trailing slash, and `PATH_INFO` without the `SCRIPT_NAME` prefix.
+    fn set_paths(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyDict>,
+        seen: &Seen<'_>,
+    ) -> PyResult<()> {
+        let script = trim_trailing_slashes(seen.script_name);
+        let mut path = seen.path_info;
+        if !script.is_empty() {
+            if let Some(rest) = path.strip_prefix(script) {
+                if rest.is_empty() || rest.starts_with(b"/") {
+                    path = rest;
+                }
+            }
+            environ.set_item(self.script_name.bind(py), latin1(py, script)?)?;
+        }
+        environ.set_item(self.path_info.bind(py), latin1(py, path)?)?;
+        Ok(())
+    }
+
+    /// Whether the request came over TLS, by the rules in the module docs (a verbatim
+    /// `UWSGI_SCHEME` other than https is applied by the caller).
+    fn scheme_is_https(&self, seen: &Seen<'_>) -> bool {
+        if !seen.uwsgi_scheme.is_empty() {
+            return seen.uwsgi_scheme.eq_ignore_ascii_case(b"https");
+        }
+        if self.trust_forwarded {
+            if !seen.forwarded_proto.is_empty() {
+                return seen.forwarded_proto.eq_ignore_ascii_case(b"https");
+            }
+            if !seen.forwarded_ssl.is_empty() {
+                return is_on(seen.forwarded_ssl);
+            }
+        }
+        if !seen.https.is_empty() {
+            return is_on(seen.https);
+        }
+        seen.request_scheme.eq_ignore_ascii_case(b"https")
+    }
+}
+
+fn trim_trailing_slashes(mut s: &[u8]) -> &[u8] {
+    while let Some(rest) = s.strip_suffix(b"/") {
+        s = rest;
+    }
+    s
+}
+
+/// Append a repeated var's value to the one already set.
+fn join(
+    py: Python<'_>,
+    environ: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyString>,
+    value: &[u8],
+    cookie: bool,
+) -> PyResult<()> {
+    let Some(old) = environ.get_item(key)? else {
+        return environ.set_item(key, latin1(py, value)?);
+    };
+    let old = old.cast_into::<PyString>()?;
+    // SAFETY: `old` is a str; the result is a new bytes object or an error.
+    let old_bytes = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_AsLatin1String(old.as_ptr()))?
+            .cast_into_unchecked::<pyo3::types::PyBytes>()
+    };
+    let mut joined = old_bytes.as_bytes().to_vec();
+    joined.extend_from_slice(if cookie { b"; " } else { b", " });
+    joined.extend_from_slice(value);
+    environ.set_item(key, latin1(py, &joined)?)
+}
+
+/// Slots of the keys the builder reads.
+struct Slots {
+    method: usize,
+    uri: usize,
+    path_info: usize,
+    query_string: usize,
+    protocol: usize,
+    remote_addr: usize,
+    script_name: usize,
+    https: usize,
+    uwsgi_scheme: usize,
+    request_scheme: usize,
+    forwarded_proto: usize,
+    forwarded_ssl: usize,
+    cookie: usize,
+}
+
+static SLOT: std::sync::LazyLock<Slots> = std::sync::LazyLock::new(|| Slots {
+    method: slot("REQUEST_METHOD"),
+    uri: slot("REQUEST_URI"),
+    path_info: slot("PATH_INFO"),
+    query_string: slot("QUERY_STRING"),
+    protocol: slot("SERVER_PROTOCOL"),
+    remote_addr: slot("REMOTE_ADDR"),
+    script_name: slot("SCRIPT_NAME"),
+    https: slot("HTTPS"),
+    uwsgi_scheme: slot("UWSGI_SCHEME"),
+    request_scheme: slot("REQUEST_SCHEME"),
+    forwarded_proto: slot("HTTP_X_FORWARDED_PROTO"),
+    forwarded_ssl: slot("HTTP_X_FORWARDED_SSL"),
+    cookie: slot("HTTP_COOKIE"),
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_keys_fit_the_tables() {
+        assert!(
+            KNOWN_KEYS.len() <= 64,
+            "the duplicate bitset holds 64 slots"
+        );
+        assert!(KNOWN_KEYS.iter().all(|k| k.len() <= MAX_KNOWN_LEN));
+        let mut sorted = KNOWN_KEYS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            KNOWN_KEYS.len(),
+            "duplicate entry in KNOWN_KEYS"
+        );
+        assert_ne!(SLOT.cookie, usize::MAX);
+        assert_ne!(SLOT.forwarded_ssl, usize::MAX);
+    }
+
+    #[test]
+    fn slashes_trimmed() {
+        assert_eq!(trim_trailing_slashes(b"/app/"), b"/app");
+        assert_eq!(trim_trailing_slashes(b"/"), b"");
+        assert_eq!(trim_trailing_slashes(b""), b"");
+    }
+}

@@ -1,0 +1,99 @@
+//! Everything that calls into Python: the interpreter, the app, and the Python threads that serve
+//! requests. The only module that names pyo3.
+//!
+//! Each Python thread attaches to the interpreter once for its whole life and detaches only to wait
+//! for a job or for the socket, so a request costs no thread-state setup and the GIL is free
+//! whenever the thread is not running Python.
+
+pub mod environ;
+pub mod file_wrapper;
+pub mod input;
+pub mod interpreter;
+pub mod loader;
+pub mod respond;
+pub mod start_response;
+
+use crate::config::Config;
+use crate::dispatch::JobSource;
+use pyo3::prelude::*;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a Python thread needs to serve requests.
+pub struct App {
+    /// `None` only with `--need-app=false` after the import failed: requests get 500.
+    pub callable: Option<Py<PyAny>>,
+    pub environ: environ::EnvironTemplate,
+    pub timeout: Duration,
+    pub logging: bool,
+    /// Requests served by this process.
+    pub requests: AtomicU64,
+}
+
+/// Import the app (logging the traceback once when it fails).
+pub fn load_app(config: &Config) -> Result<Option<Py<PyAny>>, String> {
+    let Some(spec) = &config.app else {
+        return Ok(None);
+    };
+    Python::attach(|py| match loader::load(py, spec) {
+        Ok(app) => {
+            tracing::info!(
+                "WSGI app 0 (mountpoint='') ready (pid: {})",
+                std::process::id()
+            );
+            Ok(Some(app))
+        }
+        Err(e) => {
+            e.display(py);
+            let what = match spec {
+                crate::config::AppSpec::File { path, .. } => path.display().to_string(),
+                crate::config::AppSpec::Module { module, .. } => module.clone(),
+            };
+            if config.need_app {
+                Err(format!("cannot load the app from {what} (traceback above)"))
+            } else {
+                tracing::error!("cannot load the app from {what}: serving 500 until it is fixed (--need-app=false)");
+                Ok(None)
+            }
+        }
+    })
+}
+
+impl App {
+    /// Build the per-process state around a loaded callable.
+    pub fn new(config: &Config, callable: Option<Py<PyAny>>) -> Result<App, String> {
+        Python::attach(|py| {
+            let wrapper = py.get_type::<file_wrapper::FileWrapper>().into_any();
+            let environ = environ::EnvironTemplate::new(
+                py,
+                config.threads > 1,
+                config.processes > 1,
+                config.trust_forwarded,
+                wrapper,
+            )?;
+            Ok(App {
+                callable,
+                environ,
+                timeout: config.socket_timeout,
+                logging: config.logging,
+                requests: AtomicU64::new(0),
+            })
+        })
+        .map_err(|e: PyErr| format!("cannot build the WSGI environ template: {e}"))
+    }
+}
+
+/// The body of a Python thread: attach once, then serve jobs until the queue closes.
+pub fn serve(app: Arc<App>, source: JobSource, core: usize) {
+    Python::attach(|py| {
+        while let Some(job) = source.next(|rx| py.detach(|| rx.recv())) {
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                respond::handle(py, &app, job, core);
+            }));
+            if served.is_err() {
+                tracing::error!("a request handler panicked on core {core}; the thread goes on");
+            }
+        }
+    });
+}

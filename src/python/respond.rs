@@ -1,0 +1,291 @@
+//! One request on a Python thread: environ, the app call, the body out, `close()`, the error answer
+//! when the app fails, the drain of an unread body, the log line.
+
+use super::environ::Seen;
+use super::file_wrapper::{sendfile_plan, FileWrapper};
+use super::input::Input;
+use super::start_response::StartResponse;
+use super::App;
+use crate::dispatch::Job;
+use crate::log::RequestLine;
+use crate::protocol::response::{simple_response, status_protocol};
+use crate::server::Conn;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Most unread body bytes discarded after a response before the connection is closed anyway.
+const DRAIN_LIMIT: u64 = 256 << 20;
+
+/// How serving the app went wrong.
+enum Failure {
+    /// The app (or its iterable, or its `close`) raised.
+    Raised(PyErr),
+    /// The app broke the WSGI contract without raising.
+    Contract(String),
+    /// Writing failed: the client (nginx) went away or stopped reading.
+    Client(io::Error),
+}
+
+/// Serve one job. Nothing here returns an error: every failure is answered or logged here, once.
+pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
+    let Job {
+        conn,
+        buf,
+        head,
+        accepted,
+        accepted_wall,
+    } = job;
+    let conn = Arc::new(conn);
+    let body_start = head.body_start();
+    let arrived = buf.len() - body_start;
+    let prefix_len = usize::try_from(head.content_length).map_or(arrived, |cl| cl.min(arrived));
+    let prefix = buf[body_start..body_start + prefix_len].to_vec();
+    let input = Bound::new(
+        py,
+        Input::new(conn.clone(), prefix, head.content_length, app.timeout),
+    );
+    let built = input.map_err(Failure::Raised).and_then(|input| {
+        let (environ, seen) = app
+            .environ
+            .build(py, head.vars(&buf), input.clone().into_any())
+            .map_err(Failure::Raised)?;
+        Ok((input, environ, seen))
+    });
+    let (input, environ, seen) = match built {
+        Ok(parts) => parts,
+        Err(failure) => {
+            report(py, &failure, &Seen::default(), false);
+            let _ = conn.write_all_vectored(
+                &[&simple_response(
+                    b"HTTP/1.0",
+                    "500 Internal Server Error",
+                    "Internal Server Error\n",
+                )],
+                app.timeout,
+            );
+            return;
+        }
+    };
+    let protocol = status_protocol(seen.protocol);
+    let sr = match Bound::new(py, StartResponse::new(conn.clone(), protocol, app.timeout)) {
+        Ok(sr) => sr,
+        Err(e) => {
+            report(py, &Failure::Raised(e), &seen, false);
+            return;
+        }
+    };
+
+    let outcome = match &app.callable {
+        Some(callable) => run_app(py, callable.bind(py), environ, &sr),
+        None => Err(Failure::Contract(
+            "no Python application loaded (see the startup log)".into(),
+        )),
+    };
+
+    let mut status = sr.borrow().status;
+    let mut abort = false;
+    let sendfile = matches!(outcome, Ok(true));
+    if let Err(failure) = &outcome {
+        let client_gone = matches!(failure, Failure::Client(_))
+            || input.borrow().failed.is_some()
+            || sr.borrow().write_failed.is_some();
+        report(py, failure, &seen, client_gone);
+        let head_sent = sr.borrow().head_sent;
+        if client_gone || head_sent {
+            // Cut the connection so nginx sees an error, not a short body it takes as complete.
+            abort = true;
+        } else {
+            let page = simple_response(
+                protocol,
+                "500 Internal Server Error",
+                "Internal Server Error\n",
+            );
+            let _ = py.detach(|| conn.write_all_vectored(&[&page], app.timeout));
+            status = 500;
+        }
+    }
+
+    let unread = input.borrow().unread();
+    if unread > 0 && !abort {
+        let timeout = app.timeout;
+        let _ = py.detach(|| conn.drain(unread.min(DRAIN_LIMIT), timeout));
+    }
+
+    let (header_count, head_bytes, body_bytes, chunks) = {
+        let s = sr.borrow();
+        (s.header_count, s.head_bytes, s.body_bytes, s.chunks)
+    };
+    drop((sr, input));
+    close(conn, abort);
+
+    let worker_requests = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if app.logging {
+        let uri_owned;
+        let uri = if seen.uri.is_empty() && !seen.query_string.is_empty() {
+            uri_owned = [seen.path_info, b"?", seen.query_string].concat();
+            &uri_owned[..]
+        } else if seen.uri.is_empty() {
+            seen.path_info
+        } else {
+            seen.uri
+        };
+        RequestLine {
+            worker_requests,
+            total_requests: worker_requests,
+            remote_addr: seen.remote_addr,
+            var_count: head.var_count * 2,
+            vars_bytes: head.vars_len,
+            started: accepted_wall,
+            method: seen.method,
+            uri,
+            body_bytes,
+            msecs: accepted.elapsed().as_millis(),
+            sendfile,
+            protocol: seen.protocol.unwrap_or(b""),
+            status,
+            header_count,
+            head_bytes,
+            switches: chunks,
+            core,
+        }
+        .write();
+    }
+}
+
+/// Close the connection: a FIN normally, a reset when the response is incomplete. If the app kept a
+/// reference to its environ, the descriptor stays open until Python frees it, but the peer is
+/// answered now.
+fn close(conn: Arc<Conn>, abort: bool) {
+    match Arc::try_unwrap(conn) {
+        Ok(conn) if abort => conn.abort(),
+        Ok(conn) => drop(conn),
+        Err(shared) => shared.shutdown_both(),
+    }
+}
+
+/// Log a failure once: a traceback for an app error, one line for a client that went away.
+fn report(py: Python<'_>, failure: &Failure, seen: &Seen<'_>, client_gone: bool) {
+    let what = format!(
+        "{} {}",
+        String::from_utf8_lossy(seen.method),
+        String::from_utf8_lossy(if seen.uri.is_empty() {
+            seen.path_info
+        } else {
+            seen.uri
+        })
+    );
+    match failure {
+        Failure::Client(e) => tracing::info!("client went away during {what}: {e}"),
+        Failure::Raised(e) if client_gone => tracing::info!("client went away during {what}: {e}"),
+        Failure::Raised(e) => {
+            tracing::error!("the app raised an exception for {what}:");
+            e.display(py);
+        }
+        Failure::Contract(msg) => tracing::error!("app error for {what}: {msg}"),
+    }
+}
+
+/// Call the app, send what it returns, and always call the iterable's `close()`. `Ok(true)` means
+/// the body went out with `sendfile`.
+fn run_app(
+    py: Python<'_>,
+    callable: &Bound<'_, PyAny>,
+    environ: Bound<'_, PyDict>,
+    sr: &Bound<'_, StartResponse>,
+) -> Result<bool, Failure> {
+    let result = callable
+        .call1((environ, sr.clone()))
+        .map_err(Failure::Raised)?;
+    let sent = send_result(py, &result, sr);
+    let closed = match result.hasattr(pyo3::intern!(py, "close")) {
+        Ok(true) => result.call_method0(pyo3::intern!(py, "close")).map(drop),
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let sendfile = sent?;
+    closed.map_err(Failure::Raised)?;
+    Ok(sendfile)
+}
+
+fn send_result(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    sr: &Bound<'_, StartResponse>,
+) -> Result<bool, Failure> {
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if let Some((fd, offset, len)) = sendfile_plan(py, &wrapper.borrow()) {
+            let mut s = sr.borrow_mut();
+            if !s.started() {
+                return Err(Failure::Contract(
+                    "the app returned a file without calling start_response".into(),
+                ));
+            }
+            s.send_head(py).map_err(Failure::Client)?;
+            let (conn, timeout) = (s.conn(), s.timeout());
+            let n = py
+                .detach(|| conn.sendfile(fd, offset, len, timeout))
+                .map_err(Failure::Client)?;
+            s.body_bytes += n;
+            return Ok(true);
+        }
+    }
+    if let Ok(list) = result.cast::<PyList>() {
+        // The whole body is known: give nginx its length.
+        let total: Option<u64> = list
+            .iter()
+            .map(|i| i.cast::<PyBytes>().ok().map(|b| b.as_bytes().len() as u64))
+            .sum();
+        if let Some(total) = total {
+            sr.borrow_mut().set_length_if_missing(total);
+        }
+        for item in list.iter() {
+            send_item(py, sr, &item)?;
+        }
+    } else {
+        for item in result.try_iter().map_err(Failure::Raised)? {
+            send_item(py, sr, &item.map_err(Failure::Raised)?)?;
+        }
+    }
+    let mut s = sr.borrow_mut();
+    if !s.started() {
+        return Err(Failure::Contract(
+            "the app returned without calling start_response".into(),
+        ));
+    }
+    if !s.head_sent {
+        s.set_length_if_missing(0);
+        s.send_head(py).map_err(Failure::Client)?;
+    }
+    Ok(false)
+}
+
+fn send_item(
+    py: Python<'_>,
+    sr: &Bound<'_, StartResponse>,
+    item: &Bound<'_, PyAny>,
+) -> Result<(), Failure> {
+    let bytes = item.cast::<PyBytes>().map_err(|_| {
+        let name = item
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        Failure::Contract(format!(
+            "the app's body contains a {name}, not bytes (PEP 3333 needs bytes)"
+        ))
+    })?;
+    let data = bytes.as_bytes();
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut s = sr.borrow_mut();
+    if !s.started() {
+        return Err(Failure::Contract(
+            "the app produced a body before calling start_response".into(),
+        ));
+    }
+    s.send(py, data).map_err(Failure::Client)
+}

@@ -1,0 +1,228 @@
+//! `start_response` and the `write()` callable it returns, with the response state they share.
+//!
+//! Status and headers are checked and encoded into the head when `start_response` is called (a CR,
+//! LF or NUL is a `ValueError`, never an injected header); the head goes out with the first
+//! non-empty body chunk, in one `writev`. Calling again before that replaces the head (as uWSGI
+//! does); after it, only with `exc_info`, which is then re-raised (PEP 3333).
+
+use crate::protocol::response::{check_header, check_status, push_header, push_status_line};
+use crate::server::Conn;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The response of one request as it is being sent.
+#[pyclass(module = "rwsgi", name = "StartResponse")]
+pub struct StartResponse {
+    conn: Arc<Conn>,
+    timeout: Duration,
+    protocol: Vec<u8>,
+    /// Status line and header lines, without the blank line.
+    head: Vec<u8>,
+    pub(crate) status: u16,
+    pub(crate) header_count: usize,
+    pub(crate) has_content_length: bool,
+    pub(crate) head_sent: bool,
+    pub(crate) head_bytes: usize,
+    pub(crate) body_bytes: u64,
+    pub(crate) chunks: u64,
+    /// Set when a write failed: the client went away or stopped reading.
+    pub(crate) write_failed: Option<io::Error>,
+}
+
+/// Encode a `str` as latin-1 bytes, as PEP 3333 requires of status and headers.
+fn latin1_bytes(s: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let s = s
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(s))))?;
+    let text = s.to_cow()?;
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+impl StartResponse {
+    /// A response for a request that asked with `protocol` (its `SERVER_PROTOCOL`).
+    pub fn new(conn: Arc<Conn>, protocol: &[u8], timeout: Duration) -> StartResponse {
+        StartResponse {
+            conn,
+            timeout,
+            protocol: protocol.to_vec(),
+            head: Vec::new(),
+            status: 0,
+            header_count: 0,
+            has_content_length: false,
+            head_sent: false,
+            head_bytes: 0,
+            body_bytes: 0,
+            chunks: 0,
+            write_failed: None,
+        }
+    }
+
+    /// Whether `start_response` has been called.
+    pub fn started(&self) -> bool {
+        self.status != 0
+    }
+
+    /// Add `Content-Length` when the whole body is known and the app did not set one, so nginx can
+    /// pass a length to the client instead of chunking.
+    pub fn set_length_if_missing(&mut self, len: u64) {
+        let no_body = self.status < 200 || self.status == 204 || self.status == 304;
+        if self.started() && !self.head_sent && !self.has_content_length && !no_body {
+            push_header(
+                &mut self.head,
+                b"Content-Length",
+                len.to_string().as_bytes(),
+            );
+            self.has_content_length = true;
+            self.header_count += 1;
+        }
+    }
+
+    /// Send the head if it has not gone yet, then `body`, with the GIL released.
+    pub fn send(&mut self, py: Python<'_>, body: &[u8]) -> io::Result<()> {
+        if let Some(e) = &self.write_failed {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        let result = if self.head_sent {
+            let conn = &self.conn;
+            let timeout = self.timeout;
+            py.detach(|| conn.write_all_vectored(&[body], timeout))
+        } else {
+            self.head.extend_from_slice(b"\r\n");
+            self.head_sent = true;
+            self.head_bytes = self.head.len();
+            let (conn, head, timeout) = (&self.conn, &self.head, self.timeout);
+            py.detach(|| conn.write_all_vectored(&[head, body], timeout))
+        };
+        match result {
+            Ok(()) => {
+                self.body_bytes += body.len() as u64;
+                if !body.is_empty() {
+                    self.chunks += 1;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.write_failed = Some(io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Send the head now, if it has not gone (for a response whose body goes out by `sendfile`).
+    pub fn send_head(&mut self, py: Python<'_>) -> io::Result<()> {
+        if self.head_sent {
+            return Ok(());
+        }
+        self.send(py, &[])
+    }
+
+    /// The connection (for `sendfile`).
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// The `--socket-timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Check and encode a status and headers into a new head.
+    fn encode_head(
+        &self,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<u8>, u16, usize, bool)> {
+        let status = latin1_bytes(status, "status")?;
+        let code = check_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut head = Vec::with_capacity(128);
+        push_status_line(&mut head, &self.protocol, &status);
+        let mut count = 0;
+        let mut has_length = false;
+        for item in headers.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "headers must be a list of (name, value) tuples, not {}",
+                type_name(headers)
+            ))
+        })? {
+            let item = item?;
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| {
+                    PyTypeError::new_err(format!(
+                        "each header must be a (name, value) tuple, not {}",
+                        type_name(&item)
+                    ))
+                })?;
+            let name = latin1_bytes(&pair.get_item(0)?, "header name")?;
+            let value = latin1_bytes(&pair.get_item(1)?, "header value")?;
+            check_header(&name, &value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            has_length |= name.eq_ignore_ascii_case(b"content-length");
+            push_header(&mut head, &name, &value);
+            count += 1;
+        }
+        Ok((head, code, count, has_length))
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    /// `start_response(status, headers, exc_info=None)`; returns `write`.
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let mut this = slf.borrow_mut();
+            if this.head_sent {
+                return Err(match exc_info {
+                    // PEP 3333: re-raise the app's exception once the head is out.
+                    Some(info) => PyErr::from_value(info.get_item(1)?),
+                    None => PyRuntimeError::new_err(
+                        "start_response called again after the response head was sent",
+                    ),
+                });
+            }
+            let (head, code, count, has_length) = this.encode_head(status, headers)?;
+            this.head = head;
+            this.status = code;
+            this.header_count = count;
+            this.has_content_length = has_length;
+        }
+        slf.getattr(pyo3::intern!(py, "write"))
+    }
+
+    /// The legacy `write(data)` callable: sends at once.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data)))
+        })?;
+        if !self.started() {
+            return Err(PyRuntimeError::new_err(
+                "write() called before start_response()",
+            ));
+        }
+        self.send(py, data.as_bytes())
+            .map_err(|e| PyOSError::new_err(format!("write error: the client went away ({e})")))
+    }
+}

@@ -1,0 +1,204 @@
+//! One accepted connection as the worker thread uses it: a non-blocking socket whose reads and
+//! writes wait with `poll(2)` for at most `--socket-timeout` when the kernel says "would block".
+//!
+//! Staying non-blocking costs nothing on the fast path (the write usually completes at once) and
+//! saves the three syscalls that switching to blocking mode with timeouts would take per request.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// An accepted uwsgi connection (TCP or unix: both are plain stream sockets here).
+#[derive(Debug)]
+pub struct Conn {
+    socket: socket2::Socket,
+}
+
+/// Why a wait for the peer ended without progress.
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for the peer")
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+impl Conn {
+    /// Wrap an accepted, non-blocking socket.
+    pub fn new(socket: socket2::Socket) -> Conn {
+        Conn { socket }
+    }
+
+    /// The raw descriptor (for `fileno()` and the event loop's registration).
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Wait until the socket is readable (`POLLIN`) or writable (`POLLOUT`), up to `timeout`.
+    fn wait(&self, events: libc::c_short, deadline: Instant) -> io::Result<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd(),
+                events,
+                revents: 0,
+            };
+            let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            match n {
+                -1 => {
+                    let e = io::Error::last_os_error();
+                    if !interrupted(&e) {
+                        return Err(e);
+                    }
+                }
+                0 => return Err(timed_out()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Read at most `buf.len()` bytes, waiting up to `timeout`. `Ok(0)` is end of stream.
+    pub fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match (&self.socket).read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if would_block(&e) => self.wait(libc::POLLIN, deadline)?,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Read without waiting: `Err(WouldBlock)` when nothing is there (the event loop's reads).
+    pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match (&self.socket).read(buf) {
+                Err(e) if interrupted(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Write every byte of `bufs`, in order; each wait for buffer space is bounded by `timeout`.
+    pub fn write_all_vectored(&self, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
+        let mut index = 0;
+        let mut offset = 0;
+        while index < bufs.len() {
+            if offset == bufs[index].len() {
+                index += 1;
+                offset = 0;
+                continue;
+            }
+            let mut slices = Vec::with_capacity(bufs.len() - index);
+            slices.push(IoSlice::new(&bufs[index][offset..]));
+            slices.extend(bufs[index + 1..].iter().map(|b| IoSlice::new(b)));
+            match (&self.socket).write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    while n > 0 && index < bufs.len() {
+                        let left = bufs[index].len() - offset;
+                        if n >= left {
+                            n -= left;
+                            index += 1;
+                            offset = 0;
+                        } else {
+                            offset += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if would_block(&e) => self.wait(libc::POLLOUT, Instant::now() + timeout)?,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Write without waiting; what the kernel took (the event loop's error answers).
+    pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.socket).write(buf)
+    }
+
+    /// Send `len` bytes of the file `fd` from `offset` with `sendfile(2)`; returns the bytes sent,
+    /// fewer than `len` only when the file ended early.
+    pub fn sendfile(
+        &self,
+        fd: RawFd,
+        mut offset: u64,
+        len: u64,
+        timeout: Duration,
+    ) -> io::Result<u64> {
+        let mut sent = 0u64;
+        while sent < len {
+            let chunk = usize::try_from(len - sent)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let mut off = libc::off_t::try_from(offset).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "file offset too large")
+            })?;
+            // SAFETY: both descriptors are open for the call; `off` is a valid out-pointer.
+            let n = unsafe { libc::sendfile(self.fd(), fd, &mut off, chunk) };
+            match n {
+                -1 => {
+                    let e = io::Error::last_os_error();
+                    if would_block(&e) {
+                        self.wait(libc::POLLOUT, Instant::now() + timeout)?;
+                    } else if !interrupted(&e) {
+                        return Err(e);
+                    }
+                }
+                0 => break,
+                n => {
+                    let n = n as u64;
+                    sent += n;
+                    offset += n;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Read and discard up to `limit` bytes the app left unread, so closing does not reset a peer
+    /// that is still sending (nginx turns that reset into a 502). Returns the bytes discarded.
+    pub fn drain(&self, limit: u64, timeout: Duration) -> io::Result<u64> {
+        let mut scratch = [0u8; 16 * 1024];
+        let mut left = limit;
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(scratch.len());
+            match self.read_timeout(&mut scratch[..want], timeout)? {
+                0 => break,
+                n => left -= n as u64,
+            }
+        }
+        Ok(limit - left)
+    }
+
+    /// Send a FIN: the answer is complete, whatever the peer still sends.
+    pub fn shutdown_write(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Shut both directions: the peer gets its FIN now even if the descriptor outlives the request.
+    pub fn shutdown_both(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Close with a reset instead of a FIN, so the peer knows the response is incomplete rather
+    /// than taking the bytes so far for the whole body.
+    pub fn abort(self) {
+        let _ = self.socket.set_linger(Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,233 @@
+//! Listening sockets: bind TCP, unix and abstract addresses the way uWSGI users expect (stale unix
+//! socket files replaced, `--chmod-socket`, the backlog clamped to `somaxconn` with a warning), and
+//! accept with one `accept4` that skips the peer address (nginx sends it in the vars).
+
+use crate::config::SocketSpec;
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+/// A bound, listening, non-blocking socket.
+#[derive(Debug)]
+pub struct Listener {
+    socket: Socket,
+    spec: SocketSpec,
+}
+
+/// A bind that failed, with the address for the message.
+#[derive(Debug)]
+pub struct BindError(pub String);
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// The kernel's cap on listen backlogs.
+fn somaxconn() -> Option<i32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The backlog to pass to `listen`: what was asked, clamped to `somaxconn` with a warning (uWSGI
+/// refuses to start instead).
+pub fn effective_backlog(requested: i32) -> i32 {
+    match somaxconn() {
+        Some(max) if requested > max => {
+            tracing::warn!(
+                "listen backlog {requested} is greater than net.core.somaxconn ({max}): using {max}"
+            );
+            max
+        }
+        _ => requested,
+    }
+}
+
+/// Remove a unix socket file left by a server that is gone; refuse if one still answers there or
+/// the path is not a socket.
+fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(BindError(format!(
+            "cannot bind {}: the path exists and is not a socket",
+            path.display()
+        )));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(BindError(format!(
+            "cannot bind {}: another server is listening on it",
+            path.display()
+        )));
+    }
+    std::fs::remove_file(path).map_err(|e| {
+        BindError(format!(
+            "cannot remove stale socket {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+impl Listener {
+    /// Bind and listen.
+    pub fn bind(
+        spec: &SocketSpec,
+        backlog: i32,
+        chmod: Option<u32>,
+        defer_secs: u64,
+    ) -> Result<Listener, BindError> {
+        let fail = |e: io::Error| BindError(format!("cannot bind {spec}: {e}"));
+        let socket = match spec {
+            SocketSpec::Tcp(addr) => {
+                let s = Socket::new(Domain::for_address(*addr), Type::STREAM.cloexec(), None)
+                    .map_err(fail)?;
+                s.set_reuse_address(true).map_err(fail)?;
+                s.bind(&SockAddr::from(*addr)).map_err(fail)?;
+                set_defer_accept(&s, defer_secs);
+                s
+            }
+            SocketSpec::Unix(path) => {
+                clear_stale_socket(path)?;
+                let s = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(fail)?;
+                s.bind(&SockAddr::unix(path).map_err(fail)?).map_err(fail)?;
+                if let Some(mode) = chmod {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(fail)?;
+                }
+                s
+            }
+            SocketSpec::Abstract(name) => {
+                let s = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(fail)?;
+                let mut bytes = vec![0u8];
+                bytes.extend_from_slice(name.as_bytes());
+                let addr = SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes)).map_err(fail)?;
+                s.bind(&addr).map_err(fail)?;
+                s
+            }
+        };
+        socket.listen(backlog).map_err(fail)?;
+        socket.set_nonblocking(true).map_err(fail)?;
+        Ok(Listener {
+            socket,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Adopt a listening socket inherited across a reload (its fd number came in the environment).
+    ///
+    /// # Safety
+    /// `fd` must be an open listening stream socket that nothing else owns.
+    pub unsafe fn inherit(fd: RawFd, spec: SocketSpec) -> io::Result<Listener> {
+        // SAFETY: the caller hands over ownership of an open socket.
+        let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        socket.set_nonblocking(true)?;
+        Ok(Listener { socket, spec })
+    }
+
+    /// Accept one connection without fetching its address; non-blocking and close-on-exec.
+    pub fn accept(&self) -> io::Result<Socket> {
+        loop {
+            // SAFETY: a valid listening fd; null address pointers are allowed by accept4.
+            let fd = unsafe {
+                libc::accept4(
+                    self.socket.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: accept4 returned a new descriptor that we now own.
+                return Ok(Socket::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// The listening descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The address it was bound from.
+    pub fn spec(&self) -> &SocketSpec {
+        &self.spec
+    }
+
+    /// Mark the descriptor inheritable (for a reload by re-exec).
+    pub fn keep_across_exec(&self) -> io::Result<()> {
+        // SAFETY: fcntl on an owned, open descriptor.
+        let r = unsafe { libc::fcntl(self.fd(), libc::F_SETFD, 0) };
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Connections waiting in the accept queue (TCP only; `TCP_INFO`'s `tcpi_unacked` on a listener).
+    pub fn queue_len(&self) -> u32 {
+        if !matches!(self.spec, SocketSpec::Tcp(_)) {
+            return 0;
+        }
+        // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes.
+        unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let r = libc::getsockopt(
+                self.fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            );
+            if r == 0 {
+                info.tcpi_unacked
+            } else {
+                0
+            }
+        }
+    }
+
+    /// Remove the unix socket file (`--vacuum`).
+    pub fn vacuum(&self) {
+        if let SocketSpec::Unix(path) = &self.spec {
+            match std::fs::remove_file(path) {
+                Ok(()) => tracing::info!("VACUUM: unix socket {} removed", path.display()),
+                Err(e) => {
+                    tracing::warn!("VACUUM: cannot remove unix socket {}: {e}", path.display())
+                }
+            }
+        }
+    }
+}
+
+/// Accept only once data has arrived (nginx writes the packet right after connecting), as uWSGI does.
+fn set_defer_accept(socket: &Socket, secs: u64) {
+    let secs = libc::c_int::try_from(secs.max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt with a valid int option value.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!("TCP_DEFER_ACCEPT not set: {}", io::Error::last_os_error());
+    }
+}
