@@ -124,10 +124,15 @@ pub fn reason(code: u16) -> &'static str {
 }
 
 /// The protocol for the status line: the request's `SERVER_PROTOCOL` when it is an HTTP version,
-/// else `HTTP/1.0` (as uWSGI does when the var is missing).
+/// else `HTTP/1.0` (as uWSGI does when the var is missing). Only visible ASCII is echoed: the var
+/// comes from the request, and a CR or LF in it would split the response.
 pub fn status_protocol(server_protocol: Option<&[u8]>) -> &[u8] {
     match server_protocol {
-        Some(p) if p.starts_with(b"HTTP/") && p.len() <= 16 => p,
+        Some(p)
+            if p.starts_with(b"HTTP/") && p.len() <= 16 && p.iter().all(u8::is_ascii_graphic) =>
+        {
+            p
+        }
         _ => b"HTTP/1.0",
     }
 }
