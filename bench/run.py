@@ -551,7 +551,7 @@ def main():
             die(f"bad config {c!r}: use PROCESSESxTHREADS, e.g. 2x1")
     transports = csv(opts.transport or ("unix" if q else ",".join(ALL_TRANSPORTS)), ALL_TRANSPORTS, "transport")
     duration = opts.duration or (1.0 if q else 5.0)
-    warmup = opts.warmup if opts.warmup is not None else (0.3 if q else 1.0)
+    warmup = opts.warmup if opts.warmup is not None else (0.2 if q else 1.0)
     rounds = opts.rounds or (1 if q else 3)
     conns = opts.connections
     opts.rwsgi_bin = Path(opts.rwsgi_bin)
@@ -809,6 +809,7 @@ def report(summary, apps, configs, transports, contenders, with_ceiling, failed,
     names = {"nginx": "through nginx (wrk -t2 -c{c} → nginx ×2 → uwsgi_pass)",
              "direct": "direct (uwsgi-load -c{c} → backend, new connection per request)"}
     rows_for = list(contenders) + ([CEILING] if with_ceiling else [])
+    warnings = set()
     for kind in ("nginx", "direct"):
         if not any(v["kind"] == kind for v in summary.values()):
             continue
@@ -832,6 +833,11 @@ def report(summary, apps, configs, transports, contenders, with_ceiling, failed,
                             lines.append(f"| {label} | FAILED: {why} | | | | | | | | |" + (" |" if kind == "nginx" else ""))
                             continue
                         spread = f" ({s['rps_min']:.0f}–{s['rps_max']:.0f})" if s["n"] > 1 else ""
+                        if c != CEILING and s["nproc"] < s["processes"]:
+                            # e.g. a server that ignores --processes: say so next to its numbers.
+                            label += f" ⚠ {s['nproc']} process(es) for {s['processes']}"
+                            warnings.add(f"{c} ran {s['nproc']} process(es) where {cfg} asks for "
+                                         f"{s['processes']} ({app}, {tr})")
                         lines.append(
                             f"| {label} | {s['rps']:.0f}{spread} | {fmt_ms(s['p50_us'])} | {fmt_ms(s['p99_us'])} "
                             f"| {s['errors']} | {fmt_num(s['cpu_us_per_req'])} | {s['peak_rss_kib'] / 1024:.1f} "
@@ -840,6 +846,9 @@ def report(summary, apps, configs, transports, contenders, with_ceiling, failed,
                             f"| {fmt_ratio(s['cpu_us_per_req'], base and base['cpu_us_per_req'])} |"
                             + (f" {fmt_num(s['nginx_cpu_us_per_req'])} |" if kind == "nginx" else ""))
                     lines.append("")
+    if warnings:
+        lines.append("\n## warnings\n")
+        lines.extend(f"- {w}" for w in sorted(warnings))
     lines.extend(targets(summary, apps, configs, transports))
     if failed:
         lines.append("\n## FAILURES\n")
@@ -854,9 +863,13 @@ def targets(summary, apps, configs, transports):
     out = ["\n## targets (rwsgi, from the medians above)\n",
            "| target | cell | value | goal | verdict |", "|---|---|---:|---|---|"]
 
-    def add(name, cell, value, goal, ok, fmt="{:.2f}"):
+    def add(name, cell, value, goal, ok, fmt="{:.2f}", used=()):
         v = "–" if value is None else fmt.format(value)
         verdict = "n/a" if value is None else ("info" if ok is None else ("PASS" if ok(value) else "FAIL"))
+        short = [x for x in used if x is not None and x["contender"] != CEILING and x["nproc"] < x["processes"]]
+        if value is not None and short:
+            verdict = "INVALID: " + ", ".join(f"{x['contender']} ran {x['nproc']} of {x['processes']} processes"
+                                              for x in short)
         out.append(f"| {name} | {cell} | {v} | {goal} | {verdict} |")
         TARGETS_CACHE.append(dict(target=name, cell=cell, value=value, goal=goal, verdict=verdict))
 
@@ -868,18 +881,19 @@ def targets(summary, apps, configs, transports):
     hello = "hello" in apps
     for cfg in [c for c in ("2x1", "1x8") if c in configs and hello]:
         for tr in transports:
-            r = ratio(get(summary, "nginx", "hello", cfg, tr, "rwsgi"), get(summary, "nginx", "hello", cfg, tr, "uwsgi"),
-                      "cpu_us_per_req")
-            add("CPU/request rwsgi ÷ uWSGI (hello, via nginx)", f"{cfg} {tr}", r, "≤ 0.40", lambda v: v <= 0.40)
+            a, b = get(summary, "nginx", "hello", cfg, tr, "rwsgi"), get(summary, "nginx", "hello", cfg, tr, "uwsgi")
+            add("CPU/request rwsgi ÷ uWSGI (hello, via nginx)", f"{cfg} {tr}", ratio(a, b, "cpu_us_per_req"), "≤ 0.40",
+                lambda v: v <= 0.40, used=(a, b))
     for cfg in configs if hello else []:
         for tr in transports:
-            r = ratio(get(summary, "nginx", "hello", cfg, tr, "rwsgi"), get(summary, "nginx", "hello", cfg, tr, CEILING))
-            add("req/s rwsgi ÷ no-Python ceiling (hello, via nginx)", f"{cfg} {tr}", r, "≥ 0.95", lambda v: v >= 0.95)
+            a, b = get(summary, "nginx", "hello", cfg, tr, "rwsgi"), get(summary, "nginx", "hello", cfg, tr, CEILING)
+            add("req/s rwsgi ÷ no-Python ceiling (hello, via nginx)", f"{cfg} {tr}", ratio(a, b), "≥ 0.95",
+                lambda v: v >= 0.95, used=(a,))
     for tr in transports if hello and "1x8" in configs and "1x1" in configs else []:
         a = get(summary, "nginx", "hello", "1x8", tr, "rwsgi")
         b = get(summary, "nginx", "hello", "1x1", tr, "rwsgi")
         loss = None if a is None or b is None or not b["rps"] else 1 - a["rps"] / b["rps"]
-        add("1x8 loss vs 1x1, rwsgi (hello, via nginx)", tr, loss, "≤ 5%", lambda v: v <= 0.05, "{:.1%}")
+        add("1x8 loss vs 1x1, rwsgi (hello, via nginx)", tr, loss, "≤ 5%", lambda v: v <= 0.05, "{:.1%}", (a, b))
     for cfg in configs if "sleep" in apps else []:
         p, t = parse_config(cfg)
         for tr in transports:
@@ -887,10 +901,11 @@ def targets(summary, apps, configs, transports):
                 s = get(summary, "nginx", "sleep", cfg, tr, c)
                 v = None if s is None else s["rps"] / (p * t * 100)
                 add(f"sleep req/s ÷ (P×T×100 = {p * t * 100}), {c}", f"{cfg} {tr}", v, "≥ 0.90 (ideal 1.0)",
-                    lambda v: v >= 0.90)
+                    lambda v: v >= 0.90, used=(s,))
     for tr in transports if hello and "2x1" in configs else []:
-        r = ratio(get(summary, "direct", "hello", "2x1", tr, "rwsgi"), get(summary, "direct", "hello", "2x1", tr, "uwsgi"))
-        add("req/s rwsgi ÷ uWSGI, direct uwsgi-load (hello)", f"2x1 {tr}", r, "≥ 2.0", lambda v: v >= 2.0)
+        a, b = get(summary, "direct", "hello", "2x1", tr, "rwsgi"), get(summary, "direct", "hello", "2x1", tr, "uwsgi")
+        add("req/s rwsgi ÷ uWSGI, direct uwsgi-load (hello)", f"2x1 {tr}", ratio(a, b), "≥ 2.0", lambda v: v >= 2.0,
+            used=(a, b))
     for cfg in configs if hello else []:
         p, _ = parse_config(cfg)
         tr = transports[0]
@@ -898,14 +913,15 @@ def targets(summary, apps, configs, transports):
             s = get(summary, "nginx", "hello", cfg, tr, c) or get(summary, "direct", "hello", cfg, tr, c)
             v = None if s is None else s["peak_pss_kib"] / 1024 / p
             add(f"peak PSS per worker MiB (tree PSS ÷ processes), {c}", f"hello {cfg}", v, "report",
-                None, "{:.1f}")
-        r = ratio(get(summary, "nginx", "hello", cfg, tr, "rwsgi"), get(summary, "nginx", "hello", cfg, tr, "uwsgi"),
-                  "peak_pss_kib")
-        add("peak PSS rwsgi ÷ uWSGI (hello)", cfg, r, "< 1.0", lambda v: v < 1.0)
+                None, "{:.1f}", (s,))
+        a, b = get(summary, "nginx", "hello", cfg, tr, "rwsgi"), get(summary, "nginx", "hello", cfg, tr, "uwsgi")
+        add("peak PSS rwsgi ÷ uWSGI (hello)", cfg, ratio(a, b, "peak_pss_kib"), "< 1.0", lambda v: v < 1.0,
+            used=(a, b))
     for cfg in configs if "flask" in apps else []:
         for tr in transports:
-            r = ratio(get(summary, "nginx", "flask", cfg, tr, "rwsgi"), get(summary, "nginx", "flask", cfg, tr, "uwsgi"))
-            add("Flask req/s rwsgi ÷ uWSGI (via nginx)", f"{cfg} {tr}", r, "≥ 1.10", lambda v: v >= 1.10)
+            a, b = get(summary, "nginx", "flask", cfg, tr, "rwsgi"), get(summary, "nginx", "flask", cfg, tr, "uwsgi")
+            add("Flask req/s rwsgi ÷ uWSGI (via nginx)", f"{cfg} {tr}", ratio(a, b), "≥ 1.10", lambda v: v >= 1.10,
+                used=(a, b))
     return out
 
 
