@@ -11,8 +11,8 @@ use crate::protocol::RequestHead;
 use crate::server::conn::Conn;
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One request, from the moment its head is complete.
 #[derive(Debug)]
@@ -114,5 +114,60 @@ impl JobSource {
             (self.wake)();
         }
         Some(job)
+    }
+}
+
+/// A request a Python thread is running, as the harakiri watchdog sees it.
+#[derive(Clone)]
+pub struct Running {
+    pub conn: Arc<Conn>,
+    pub started: Instant,
+    /// Method and URI, for the log.
+    pub what: String,
+}
+
+/// The requests in flight, one slot per Python thread; filled only when `--harakiri` is set.
+pub struct InFlight {
+    slots: Vec<Mutex<Option<Running>>>,
+}
+
+impl InFlight {
+    /// Slots for `threads` threads.
+    pub fn new(threads: usize) -> InFlight {
+        InFlight {
+            slots: (0..threads).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn slot(&self, core: usize) -> std::sync::MutexGuard<'_, Option<Running>> {
+        // A poisoned slot only means a thread panicked while holding it; the data is still valid.
+        self.slots[core].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Thread `core` started a request.
+    pub fn start(&self, core: usize, running: Running) {
+        *self.slot(core) = Some(running);
+    }
+
+    /// Thread `core` finished its request.
+    pub fn finish(&self, core: usize) {
+        *self.slot(core) = None;
+    }
+
+    /// Requests running longer than `limit`.
+    pub fn overdue(&self, limit: Duration) -> Vec<(usize, Running)> {
+        (0..self.slots.len())
+            .filter_map(|core| {
+                let slot = self.slot(core);
+                slot.as_ref()
+                    .filter(|r| r.started.elapsed() > limit)
+                    .map(|r| (core, r.clone()))
+            })
+            .collect()
+    }
+
+    /// Whether thread `core` is running a request.
+    pub fn busy(&self, core: usize) -> bool {
+        self.slot(core).is_some()
     }
 }

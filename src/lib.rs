@@ -21,7 +21,10 @@
 pub mod config;
 pub mod dispatch;
 pub mod log;
+pub mod master;
 pub mod protocol;
 pub mod python;
+pub mod scoreboard;
 pub mod server;
+pub mod stats;
 pub mod worker;

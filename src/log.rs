@@ -37,6 +37,24 @@ pub struct RequestLine<'a> {
     pub head_bytes: usize,
     pub switches: u64,
     pub core: usize,
+    /// Address space and RSS in bytes, with `--memory-report`.
+    pub memory: Option<(u64, u64)>,
+}
+
+/// This process's address space and resident set, in bytes (from `/proc/self/statm`).
+pub fn memory_usage() -> Option<(u64, u64)> {
+    statm(std::process::id() as i32)
+}
+
+/// A process's address space and resident set, in bytes.
+pub fn statm(pid: i32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let vsz = fields.next()??;
+    let rss = fields.next()??;
+    Some((vsz * page, rss * page))
 }
 
 /// `ctime(3)` without the newline: `Fri Nov 27 10:29:38 2026`.
@@ -60,6 +78,14 @@ impl RequestLine<'_> {
     /// Format the line.
     pub fn format(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
+        if let Some((vsz, rss)) = self.memory {
+            let _ = write!(
+                out,
+                "{{address space usage: {vsz} bytes/{}MB}} {{rss usage: {rss} bytes/{}MB}} ",
+                vsz >> 20,
+                rss >> 20
+            );
+        }
         let _ = write!(
             out,
             "[pid: {}|app: 0|req: {}/{}] ",
@@ -128,6 +154,7 @@ mod tests {
             head_bytes: 69,
             switches: 1,
             core: 0,
+            memory: None,
         };
         let text = String::from_utf8(line.format()).unwrap();
         let pid = std::process::id();

@@ -1,12 +1,17 @@
 //! The `rwsgi` command: flags in, a served app out; errors become an exit code.
 
 use rwsgi::config::{self, Config};
+use rwsgi::master::{self, LISTEN_FDS_ENV};
+use rwsgi::scoreboard::Scoreboard;
 use rwsgi::server::{Listener, Stop};
 use rwsgi::{log, python, worker};
+use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let (config, warnings) = match config::load(std::env::args_os().collect()) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let (config, warnings) = match config::load(argv.clone()) {
         Ok(loaded) => loaded,
         Err(e) => e.exit(),
     };
@@ -14,7 +19,7 @@ fn main() -> ExitCode {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    match run(&config) {
+    match run(&config, argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -38,7 +43,31 @@ fn raise_nofile_limit() {
     }
 }
 
-fn bind_all(config: &Config) -> Result<Vec<Listener>, String> {
+/// Bind every `--socket`, or adopt the ones a reloading master passed on.
+fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
+    if let Some(fds) = std::env::var_os(LISTEN_FDS_ENV) {
+        std::env::remove_var(LISTEN_FDS_ENV);
+        let fds: Vec<i32> = fds
+            .to_string_lossy()
+            .split(',')
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        if fds.len() == config.sockets.len() {
+            return fds
+                .iter()
+                .zip(&config.sockets)
+                .enumerate()
+                .map(|(i, (&fd, spec))| {
+                    // SAFETY: the previous master image left these listening sockets open for us.
+                    let l = unsafe { Listener::inherit(fd, spec.clone()) }
+                        .map_err(|e| format!("cannot adopt inherited socket fd {fd}: {e}"))?;
+                    tracing::info!("uwsgi socket {i} inherited {spec} fd {fd}");
+                    Ok(l)
+                })
+                .collect();
+        }
+        tracing::warn!("inherited sockets do not match --socket: binding again");
+    }
     let backlog = rwsgi::server::listener::effective_backlog(config.listen);
     config
         .sockets
@@ -61,15 +90,38 @@ fn bind_all(config: &Config) -> Result<Vec<Listener>, String> {
         .collect()
 }
 
-fn run(config: &Config) -> Result<(), String> {
+fn run(config: &Config, argv: Vec<OsString>) -> Result<(), String> {
     raise_nofile_limit();
-    if config.master {
-        tracing::warn!("--master/--processes are not implemented yet: running one worker process");
+    let listeners = listeners(config)?;
+    if let Some(pidfile) = &config.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("--pidfile {}: {e}", pidfile.display()))?;
     }
-    let listeners = bind_all(config)?;
+    let result = if config.master {
+        master::run(config, listeners, argv)
+    } else {
+        single_process(config, listeners)
+    };
+    if let (true, Some(pidfile)) = (config.vacuum, &config.pidfile) {
+        match std::fs::remove_file(pidfile) {
+            Ok(()) => tracing::info!("VACUUM: pidfile removed"),
+            Err(e) => tracing::warn!("VACUUM: cannot remove pidfile {}: {e}", pidfile.display()),
+        }
+    }
+    result
+}
+
+/// No master: this process imports the app and serves.
+fn single_process(config: &Config, listeners: Vec<Listener>) -> Result<(), String> {
+    tracing::warn!("*** WARNING: you are running rwsgi without its master process manager ***");
+    let board = Arc::new(
+        Scoreboard::new(1, config.threads)
+            .map_err(|e| format!("cannot map the scoreboard: {e}"))?,
+    );
+    board.spawned(1, std::process::id() as i32);
     python::interpreter::initialize(config)?;
     let callable = python::load_app(config)?;
-    let app = python::App::new(config, callable)?;
+    let app = python::App::new(config, callable, board)?;
     tracing::info!(
         "rwsgi {} serving with {} thread(s) (pid: {})",
         env!("CARGO_PKG_VERSION"),
@@ -86,6 +138,6 @@ fn run(config: &Config) -> Result<(), String> {
     if stop != Stop::Fast {
         python::interpreter::finalize();
     }
-    tracing::info!("goodbye to rwsgi");
+    tracing::info!("goodbye to rwsgi.");
     Ok(())
 }

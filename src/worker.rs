@@ -1,12 +1,14 @@
 //! One worker process: the event loop on the calling thread and `--threads` Python threads behind
-//! the job queue. Returns when a signal stops it, after in-flight requests finished (within
-//! `--reload-mercy`) unless the stop was a fast one.
+//! the job queue. Returns when a signal or the harakiri watchdog stops it, after in-flight requests
+//! finished (within `--reload-mercy`), unless the stop was a fast one.
 
 use crate::config::Config;
 use crate::dispatch;
 use crate::python::{self, App};
 use crate::server::{EventLoop, Listener, Stop};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Serve on `listeners` until stopped; gives the listeners back (for vacuum or reload).
@@ -24,6 +26,9 @@ pub fn run(
     watch(&mut event_loop, &[libc::SIGTERM], Stop::Graceful)?;
     watch(&mut event_loop, &[libc::SIGINT, libc::SIGQUIT], Stop::Fast)?;
     watch(&mut event_loop, &[libc::SIGHUP], Stop::Reload)?;
+    if let (Some(limit), Some(inflight)) = (config.harakiri, &app.inflight) {
+        event_loop.set_watchdog(inflight.clone(), limit);
+    }
 
     let (sink, source) = dispatch::queue(config.threads, event_loop.wake_handle());
     let app = Arc::new(app);
@@ -39,6 +44,8 @@ pub fn run(
     drop(source);
 
     let stop = event_loop.run(&sink);
+    let worker = app.board.worker(app.worker_id);
+    worker.accepting.store(0, Ordering::SeqCst);
     match stop {
         Stop::Fast => tracing::info!("SIGINT/SIGQUIT received: fast shutdown"),
         Stop::Graceful => {
@@ -46,23 +53,62 @@ pub fn run(
         }
         Stop::Reload => tracing::info!("SIGHUP received: graceful reload"),
         Stop::WorkersGone => tracing::error!("every Python thread has exited"),
+        Stop::Harakiri => {
+            worker.harakiri_count.fetch_add(1, Ordering::Relaxed);
+        }
     }
     drop(sink);
-    if stop != Stop::Fast {
-        let deadline = Instant::now() + config.reload_mercy;
-        while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+    let stop = match stop {
+        Stop::Fast => Stop::Fast,
+        _ if wait_for_threads(&threads, &app, config.harakiri, config.reload_mercy) => {
+            for t in threads {
+                let _ = t.join();
+            }
+            stop
         }
-        if threads.iter().any(|t| !t.is_finished()) {
+        // A thread is stuck (harakiri) or mercy ran out: the process cannot finalize Python.
+        _ => Stop::Fast,
+    };
+    Ok((stop, event_loop.into_listeners()))
+}
+
+/// Wait until every thread has exited, or only threads stuck in a request the watchdog gave up on
+/// remain. True when all exited.
+fn wait_for_threads(
+    threads: &[JoinHandle<()>],
+    app: &App,
+    harakiri: Option<Duration>,
+    mercy: Duration,
+) -> bool {
+    let deadline = Instant::now() + mercy;
+    loop {
+        let running: Vec<usize> = (0..threads.len())
+            .filter(|&i| !threads[i].is_finished())
+            .collect();
+        if running.is_empty() {
+            return true;
+        }
+        if let (Some(limit), Some(inflight)) = (harakiri, &app.inflight) {
+            let stuck: Vec<usize> = inflight
+                .overdue(limit)
+                .into_iter()
+                .map(|(core, _)| core)
+                .collect();
+            if !stuck.is_empty() && running.iter().all(|core| stuck.contains(core)) {
+                tracing::warn!(
+                    "leaving {} request(s) stuck past --harakiri behind",
+                    running.len()
+                );
+                return false;
+            }
+        }
+        if Instant::now() >= deadline {
             tracing::warn!(
                 "requests still running after --reload-mercy {}s: exiting without them",
-                config.reload_mercy.as_secs()
+                mercy.as_secs()
             );
-            return Ok((Stop::Fast, event_loop.into_listeners()));
+            return false;
         }
-        for t in threads {
-            let _ = t.join();
-        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    Ok((stop, event_loop.into_listeners()))
 }

@@ -221,7 +221,15 @@ impl Config {
             need_app: args.need_app,
             threads: usize::from(args.threads),
             processes,
-            master: args.master || processes > 1,
+            // What needs a supervisor turns the master on, as a user of these flags expects.
+            master: args.master
+                || processes > 1
+                || args.harakiri > 0
+                || args.max_requests > 0
+                || args.reload_on_rss > 0
+                || args.max_worker_lifetime > 0
+                || args.stats.is_some()
+                || !args.touch_reload.is_empty(),
             lazy_apps: args.lazy_apps,
             harakiri: secs(args.harakiri),
             max_requests: args.max_requests,

@@ -14,7 +14,8 @@ pub mod respond;
 pub mod start_response;
 
 use crate::config::Config;
-use crate::dispatch::JobSource;
+use crate::dispatch::{InFlight, JobSource};
+use crate::scoreboard::Scoreboard;
 use pyo3::prelude::*;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -29,6 +30,13 @@ pub struct App {
     pub logging: bool,
     /// Requests served by this process.
     pub requests: AtomicU64,
+    /// Counters shared with the master.
+    pub board: Arc<Scoreboard>,
+    /// This process's worker id (1-based), set after fork.
+    pub worker_id: usize,
+    /// Running requests, for the harakiri watchdog (`None` without `--harakiri`).
+    pub inflight: Option<Arc<InFlight>>,
+    pub memory_report: bool,
 }
 
 /// Import the app (logging the traceback once when it fails).
@@ -62,7 +70,11 @@ pub fn load_app(config: &Config) -> Result<Option<Py<PyAny>>, String> {
 
 impl App {
     /// Build the per-process state around a loaded callable.
-    pub fn new(config: &Config, callable: Option<Py<PyAny>>) -> Result<App, String> {
+    pub fn new(
+        config: &Config,
+        callable: Option<Py<PyAny>>,
+        board: Arc<Scoreboard>,
+    ) -> Result<App, String> {
         Python::attach(|py| {
             let wrapper = py.get_type::<file_wrapper::FileWrapper>().into_any();
             let environ = environ::EnvironTemplate::new(
@@ -78,6 +90,12 @@ impl App {
                 timeout: config.socket_timeout,
                 logging: config.logging,
                 requests: AtomicU64::new(0),
+                board,
+                worker_id: 1,
+                inflight: config
+                    .harakiri
+                    .map(|_| Arc::new(InFlight::new(config.threads))),
+                memory_report: config.memory_report,
             })
         })
         .map_err(|e: PyErr| format!("cannot build the WSGI environ template: {e}"))

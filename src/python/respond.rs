@@ -6,9 +6,10 @@ use super::file_wrapper::{sendfile_plan, FileWrapper};
 use super::input::Input;
 use super::start_response::StartResponse;
 use super::App;
-use crate::dispatch::Job;
+use crate::dispatch::{Job, Running};
 use crate::log::RequestLine;
 use crate::protocol::response::{simple_response, status_protocol};
+use crate::scoreboard::now_micros;
 use crate::server::Conn;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -70,6 +71,24 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         }
     };
     let protocol = status_protocol(seen.protocol);
+    let started_us = now_micros();
+    let core_slot = app.board.core(app.worker_id, core);
+    core_slot.request_start.store(started_us, Ordering::Relaxed);
+    if let Some(inflight) = &app.inflight {
+        let what = format!(
+            "{} {}",
+            String::from_utf8_lossy(seen.method),
+            String::from_utf8_lossy(seen.uri)
+        );
+        inflight.start(
+            core,
+            Running {
+                conn: conn.clone(),
+                started: accepted,
+                what,
+            },
+        );
+    }
     let sr = match Bound::new(py, StartResponse::new(conn.clone(), protocol, app.timeout)) {
         Ok(sr) => sr,
         Err(e) => {
@@ -94,7 +113,7 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             || sr.borrow().write_failed.is_some();
         report(py, failure, &seen, client_gone);
         let head_sent = sr.borrow().head_sent;
-        if client_gone || head_sent {
+        if client_gone || head_sent || !conn.claim() {
             // Cut the connection so nginx sees an error, not a short body it takes as complete.
             abort = true;
         } else {
@@ -119,8 +138,29 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         (s.header_count, s.head_bytes, s.body_bytes, s.chunks)
     };
     drop((sr, input));
+    if let Some(inflight) = &app.inflight {
+        inflight.finish(core);
+    }
     close(conn, abort);
 
+    let worker = app.board.worker(app.worker_id);
+    core_slot.requests.fetch_add(1, Ordering::Relaxed);
+    core_slot.request_start.store(0, Ordering::Relaxed);
+    worker.requests.fetch_add(1, Ordering::Relaxed);
+    worker.delta_requests.fetch_add(1, Ordering::Relaxed);
+    worker
+        .tx
+        .fetch_add(body_bytes + head_bytes as u64, Ordering::Relaxed);
+    worker
+        .running_time
+        .fetch_add(now_micros().saturating_sub(started_us), Ordering::Relaxed);
+    if let Err(failure) = &outcome {
+        match failure {
+            Failure::Client(_) => core_slot.write_errors.fetch_add(1, Ordering::Relaxed),
+            _ => worker.exceptions.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+    let total_requests = app.board.totals().requests.fetch_add(1, Ordering::Relaxed) + 1;
     let worker_requests = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if app.logging {
         let uri_owned;
@@ -134,7 +174,8 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         };
         RequestLine {
             worker_requests,
-            total_requests: worker_requests,
+            total_requests,
+            memory: app.memory_report.then(crate::log::memory_usage).flatten(),
             remote_addr: seen.remote_addr,
             var_count: head.var_count * 2,
             vars_bytes: head.vars_len,

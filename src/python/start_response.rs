@@ -100,6 +100,10 @@ impl StartResponse {
             let conn = &self.conn;
             let timeout = self.timeout;
             py.detach(|| conn.write_all_vectored(&[body], timeout))
+        } else if !self.conn.claim() {
+            Err(io::Error::other(
+                "the request was already answered by the harakiri watchdog",
+            ))
         } else {
             self.head.extend_from_slice(b"\r\n");
             self.head_sent = true;

@@ -6,12 +6,15 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// An accepted uwsgi connection (TCP or unix: both are plain stream sockets here).
 #[derive(Debug)]
 pub struct Conn {
     socket: socket2::Socket,
+    /// Set by whoever starts the response: the Python thread, or the harakiri answer.
+    claimed: AtomicBool,
 }
 
 /// Why a wait for the peer ended without progress.
@@ -30,7 +33,16 @@ fn interrupted(e: &io::Error) -> bool {
 impl Conn {
     /// Wrap an accepted, non-blocking socket.
     pub fn new(socket: socket2::Socket) -> Conn {
-        Conn { socket }
+        Conn {
+            socket,
+            claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// Take the right to write the response head; false if someone already has (a harakiri answer
+    /// raced the app's own response).
+    pub fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
     }
 
     /// The raw descriptor (for `fileno()` and the event loop's registration).

@@ -7,7 +7,7 @@
 
 use super::conn::Conn;
 use super::listener::Listener;
-use crate::dispatch::{Job, JobSink, Offer, Wake};
+use crate::dispatch::{InFlight, Job, JobSink, Offer, Wake};
 use crate::protocol::response::simple_response;
 use crate::protocol::{DecodeError, Limits, Packet, Progress, Reply, RequestReader, PONG};
 use mio::net::UnixStream;
@@ -30,6 +30,8 @@ pub enum Stop {
     Reload,
     /// Every Python thread has gone.
     WorkersGone,
+    /// A request ran past `--harakiri`: it was answered, and this worker must be replaced.
+    Harakiri,
 }
 
 const WAKER: Token = Token(usize::MAX);
@@ -79,7 +81,12 @@ pub struct EventLoop {
     limits: Limits,
     timeout: Duration,
     workers_gone: bool,
+    watchdog: Option<(Arc<InFlight>, Duration)>,
+    next_watch: Instant,
 }
+
+/// How often the harakiri watchdog looks at the running requests.
+const WATCHDOG_TICK: Duration = Duration::from_millis(200);
 
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
@@ -112,7 +119,53 @@ impl EventLoop {
             limits,
             timeout,
             workers_gone: false,
+            watchdog: None,
+            next_watch: Instant::now(),
         })
+    }
+
+    /// Answer requests that run past `limit` with a 504 and stop (`--harakiri`).
+    pub fn set_watchdog(&mut self, inflight: Arc<InFlight>, limit: Duration) {
+        self.watchdog = Some((inflight, limit));
+    }
+
+    /// Answer every overdue request; true if there was one.
+    fn harakiri(&mut self) -> bool {
+        let Some((inflight, limit)) = &self.watchdog else {
+            return false;
+        };
+        let now = Instant::now();
+        if now < self.next_watch {
+            return false;
+        }
+        self.next_watch = now + WATCHDOG_TICK;
+        let overdue = inflight.overdue(*limit);
+        for (core, running) in &overdue {
+            let answered = running.conn.claim();
+            if answered {
+                let page = simple_response(
+                    b"HTTP/1.0",
+                    "504 Gateway Timeout",
+                    "the request ran past --harakiri\n",
+                );
+                let _ = running.conn.write_now(&page);
+            }
+            running.conn.shutdown_both();
+            tracing::error!(
+                "HARAKIRI on core {core} (pid: {}): {} ran {:.1}s, past --harakiri {}s; {}; \
+                 this worker stops accepting and is replaced once its other requests finish",
+                std::process::id(),
+                running.what,
+                running.started.elapsed().as_secs_f64(),
+                limit.as_secs(),
+                if answered {
+                    "answered 504 Gateway Timeout"
+                } else {
+                    "its response was cut"
+                }
+            );
+        }
+        !overdue.is_empty()
     }
 
     /// A handle the Python threads call to wake the loop.
@@ -155,7 +208,11 @@ impl EventLoop {
     fn serve(&mut self, sink: &JobSink) -> Stop {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = (!self.conns.is_empty()).then_some(Duration::from_millis(250));
+            let timeout = if self.watchdog.is_some() {
+                Some(WATCHDOG_TICK)
+            } else {
+                (!self.conns.is_empty()).then_some(Duration::from_millis(250))
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("epoll failed: {e}");
@@ -178,6 +235,9 @@ impl EventLoop {
             }
             if self.workers_gone {
                 return Stop::WorkersGone;
+            }
+            if self.harakiri() {
+                return Stop::Harakiri;
             }
             self.expire();
         }

@@ -79,7 +79,7 @@ fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
 }
 
 impl Listener {
-    /// Bind and listen.
+    /// Bind and listen. A TCP listener with `defer_secs` > 0 accepts only once data has arrived.
     pub fn bind(
         spec: &SocketSpec,
         backlog: i32,
@@ -93,7 +93,9 @@ impl Listener {
                     .map_err(fail)?;
                 s.set_reuse_address(true).map_err(fail)?;
                 s.bind(&SockAddr::from(*addr)).map_err(fail)?;
-                set_defer_accept(&s, defer_secs);
+                if defer_secs > 0 {
+                    set_defer_accept(&s, defer_secs);
+                }
                 s
             }
             SocketSpec::Unix(path) => {

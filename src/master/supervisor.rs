@@ -1,0 +1,601 @@
+//! The master's loop: a `poll(2)` over its signal pipes and the stats socket, with a tick that
+//! reaps, respawns, recycles and watches `--touch-reload` files.
+
+use super::signals::{Event, Signals};
+use super::{FAILED_APP_CODE, LISTEN_FDS_ENV};
+use crate::config::{Config, SocketSpec};
+use crate::log::statm;
+use crate::python::{self, App};
+use crate::scoreboard::Scoreboard;
+use crate::server::{Conn, Listener, Stop};
+use crate::{stats, worker};
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the master looks at its workers when no signal wakes it.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A worker that dies younger than this counts as dying in a loop.
+const FAST_DEATH: Duration = Duration::from_secs(1);
+
+/// Longest wait before respawning a worker that keeps dying.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What the master is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Waiting for workers to exit; then exit (or re-exec when `reload`).
+    Stopping {
+        deadline: Instant,
+        reload: bool,
+    },
+}
+
+/// One worker id's process.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    pid: i32,
+    spawned: Instant,
+    fast_deaths: u32,
+    respawn_at: Option<Instant>,
+    spawns: u64,
+}
+
+struct Master<'a> {
+    config: &'a Config,
+    argv: Vec<OsString>,
+    listeners: Vec<Listener>,
+    board: Arc<Scoreboard>,
+    /// The app imported in the master (`None` with `--lazy-apps`).
+    app: Option<App>,
+    slots: Vec<Slot>,
+    /// Pids told to stop whose successors already run.
+    retiring: Vec<i32>,
+    signals: Option<Signals>,
+    stats: Option<Listener>,
+    phase: Phase,
+    touched: Vec<(PathBuf, Option<SystemTime>)>,
+    failed: bool,
+}
+
+fn mtime(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Run the master until shutdown. `argv` is the command line, for a reload by re-exec.
+pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Result<(), String> {
+    let board = Arc::new(
+        Scoreboard::new(config.processes, config.threads)
+            .map_err(|e| format!("cannot map the scoreboard: {e}"))?,
+    );
+    let app = if config.lazy_apps {
+        None
+    } else {
+        python::interpreter::initialize(config)?;
+        let callable = python::load_app(config)?;
+        warn_about_threads();
+        Some(App::new(config, callable, board.clone())?)
+    };
+    let stats = match &config.stats {
+        Some(addr) => {
+            let spec = SocketSpec::parse(addr).map_err(|e| format!("--stats: {e}"))?;
+            let l = Listener::bind(&spec, 64, None, 0).map_err(|e| e.to_string())?;
+            tracing::info!("*** Stats server enabled on {spec} fd: {} ***", l.fd());
+            Some(l)
+        }
+        None => None,
+    };
+    let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let now = Instant::now();
+    let mut master = Master {
+        config,
+        argv,
+        listeners,
+        board,
+        app,
+        slots: vec![
+            Slot {
+                pid: 0,
+                spawned: now,
+                fast_deaths: 0,
+                respawn_at: Some(now),
+                spawns: 0
+            };
+            config.processes
+        ],
+        retiring: Vec::new(),
+        signals: Some(signals),
+        stats,
+        phase: Phase::Running,
+        touched: config
+            .touch_reload
+            .iter()
+            .map(|p| (p.clone(), mtime(p)))
+            .collect(),
+        failed: false,
+    };
+    tracing::info!("spawned rwsgi master process (pid: {})", std::process::id());
+    master.serve()
+}
+
+/// Warn when the app started threads at import: they do not exist in the forked workers.
+fn warn_about_threads() {
+    use pyo3::prelude::*;
+    let count = Python::attach(|py| -> PyResult<usize> {
+        py.import("threading")?
+            .call_method0("active_count")?
+            .extract()
+    });
+    if let Ok(n) = count {
+        if n > 1 {
+            tracing::warn!(
+                "the app started {} thread(s) at import; they will not run in the forked workers \
+                 (start them after fork, or use --lazy-apps)",
+                n - 1
+            );
+        }
+    }
+}
+
+/// Fork; with Python imported, around CPython's fork hooks so its locks and state stay sound.
+fn fork(with_python: bool) -> i32 {
+    if !with_python {
+        // SAFETY: the master is single-threaded (no Python, no other threads).
+        return unsafe { libc::fork() };
+    }
+    pyo3::Python::attach(|_py| {
+        // SAFETY: the GIL is held; the master has no other threads; the hooks bracket the fork as
+        // CPython's os.fork does.
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3::ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    })
+}
+
+impl Master<'_> {
+    fn serve(&mut self) -> Result<(), String> {
+        loop {
+            self.wait();
+            self.reap();
+            if self.failed && matches!(self.phase, Phase::Running) {
+                self.stop(false, Duration::from_secs(5), libc::SIGTERM);
+            }
+            match self.phase {
+                Phase::Running => {
+                    self.respawn_due()?;
+                    self.recycle_due()?;
+                    self.check_touch_reload()?;
+                    self.update_memory();
+                }
+                Phase::Stopping { deadline, reload } => {
+                    if self.alive() == 0 {
+                        return self.finish(reload);
+                    }
+                    if Instant::now() >= deadline {
+                        tracing::warn!("workers still running after the mercy: killing them");
+                        self.kill_all(libc::SIGKILL);
+                        self.phase = Phase::Stopping {
+                            deadline: Instant::now() + Duration::from_secs(60),
+                            reload,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleep until a signal, a stats connection, or the tick.
+    fn wait(&mut self) {
+        let Some(signals) = &self.signals else { return };
+        let mut fds: Vec<libc::pollfd> = signals
+            .fds()
+            .into_iter()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let nsignals = fds.len();
+        if let Some(stats) = &self.stats {
+            fds.push(libc::pollfd {
+                fd: stats.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: `fds` is a valid array of pollfd for the call.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                TICK.as_millis() as libc::c_int,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        for (i, pfd) in fds.iter().enumerate() {
+            if pfd.revents == 0 {
+                continue;
+            }
+            if i >= nsignals {
+                self.serve_stats();
+                continue;
+            }
+            let event = self.signals.as_mut().map(|s| s.take(i));
+            match event {
+                Some(Event::Term) => {
+                    tracing::info!("SIGTERM received: graceful shutdown (in-flight requests get --reload-mercy {}s)", self.config.reload_mercy.as_secs());
+                    self.stop(false, self.config.reload_mercy, libc::SIGTERM);
+                }
+                Some(Event::Fast) => {
+                    tracing::info!("SIGINT/SIGQUIT received: killing workers...");
+                    self.stop(false, Duration::from_secs(3), libc::SIGINT);
+                }
+                Some(Event::Reload) => self.reload("SIGHUP received"),
+                Some(Event::Child) | None => {}
+            }
+        }
+    }
+
+    fn stop(&mut self, reload: bool, mercy: Duration, signal: libc::c_int) {
+        self.phase = Phase::Stopping {
+            deadline: Instant::now() + mercy,
+            reload,
+        };
+        self.kill_all(signal);
+    }
+
+    fn kill_all(&self, signal: libc::c_int) {
+        for pid in self
+            .slots
+            .iter()
+            .map(|s| s.pid)
+            .chain(self.retiring.iter().copied())
+            .filter(|p| *p > 0)
+        {
+            // SAFETY: signalling a child we forked.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    fn alive(&self) -> usize {
+        self.slots.iter().filter(|s| s.pid > 0).count() + self.retiring.len()
+    }
+
+    /// Graceful reload: with `--lazy-apps` replace every worker (the new ones import the new code);
+    /// otherwise stop the workers and re-exec the master, keeping the listening sockets.
+    fn reload(&mut self, why: &str) {
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        if self.config.lazy_apps {
+            tracing::info!("{why}: replacing every worker (lazy-apps)");
+            for id in 1..=self.slots.len() {
+                if let Err(e) = self.replace(id, "reload") {
+                    tracing::error!("{e}");
+                }
+            }
+        } else {
+            tracing::info!("{why}: gracefully killing workers, then reloading the master");
+            self.stop(true, self.config.reload_mercy, libc::SIGTERM);
+        }
+    }
+
+    /// Collect exited children.
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a valid status pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            if let Some(i) = self.retiring.iter().position(|p| *p == pid) {
+                self.retiring.swap_remove(i);
+                tracing::info!("retired worker (pid: {pid}) finished its requests and exited");
+                continue;
+            }
+            let Some(index) = self.slots.iter().position(|s| s.pid == pid) else {
+                continue;
+            };
+            self.on_death(index, pid, status);
+        }
+    }
+
+    fn on_death(&mut self, index: usize, pid: i32, status: libc::c_int) {
+        let id = index + 1;
+        let slot = &mut self.slots[index];
+        slot.pid = 0;
+        let lived = slot.spawned.elapsed();
+        let how = if libc::WIFSIGNALED(status) {
+            format!("killed by signal {}", libc::WTERMSIG(status))
+        } else {
+            format!("exited with code {}", libc::WEXITSTATUS(status))
+        };
+        if !matches!(self.phase, Phase::Running) {
+            tracing::info!("worker {id} buried (pid: {pid}, {how})");
+            return;
+        }
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == FAILED_APP_CODE {
+            tracing::error!("worker {id} (pid: {pid}) could not load the app: shutting down");
+            self.failed = true;
+            return;
+        }
+        tracing::warn!("DAMN ! worker {id} (pid: {pid}) died, {how} :( trying respawn ...");
+        if lived < FAST_DEATH {
+            slot.fast_deaths += 1;
+            let wait = (Duration::from_millis(100) * 2u32.saturating_pow(slot.fast_deaths.min(16)))
+                .min(MAX_BACKOFF);
+            tracing::warn!(
+                "worker {id} died {} time(s) in a row within {}s of its spawn: respawning in {:.1}s",
+                slot.fast_deaths,
+                FAST_DEATH.as_secs(),
+                wait.as_secs_f64()
+            );
+            slot.respawn_at = Some(Instant::now() + wait);
+        } else {
+            slot.fast_deaths = 0;
+            slot.respawn_at = Some(Instant::now());
+        }
+    }
+
+    fn respawn_due(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        for id in 1..=self.slots.len() {
+            let slot = self.slots[id - 1];
+            if slot.pid == 0 && slot.respawn_at.is_some_and(|t| t <= now) {
+                self.spawn(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replace workers that reached a recycling limit, or that stopped accepting on their own.
+    fn recycle_due(&mut self) -> Result<(), String> {
+        let c = self.config;
+        for id in 1..=self.slots.len() {
+            let slot = self.slots[id - 1];
+            if slot.pid == 0 {
+                continue;
+            }
+            let w = self.board.worker(id);
+            let reason = if w.accepting.load(Ordering::SeqCst) == 0 {
+                Some("it stopped accepting".to_string())
+            } else if slot.spawned.elapsed() < c.min_worker_lifetime {
+                None
+            } else if c.max_requests > 0
+                && w.delta_requests.load(Ordering::Relaxed)
+                    >= c.max_requests + c.max_requests_delta * id as u64
+            {
+                Some("max-requests reached".to_string())
+            } else if c.reload_on_rss_mb > 0
+                && w.rss.load(Ordering::Relaxed) > c.reload_on_rss_mb << 20
+            {
+                Some(format!(
+                    "rss {}MB over reload-on-rss {}MB",
+                    w.rss.load(Ordering::Relaxed) >> 20,
+                    c.reload_on_rss_mb
+                ))
+            } else if c
+                .max_worker_lifetime
+                .is_some_and(|l| slot.spawned.elapsed() >= l)
+            {
+                Some("max-worker-lifetime reached".to_string())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                self.replace(id, &reason)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tell worker `id` to finish its requests and exit, and start its successor now.
+    fn replace(&mut self, id: usize, reason: &str) -> Result<(), String> {
+        let old = self.slots[id - 1].pid;
+        if old > 0 {
+            tracing::info!("...The work of process {id} (pid: {old}) is done ({reason}). Seeya!");
+            // SAFETY: signalling a child we forked.
+            unsafe { libc::kill(old, libc::SIGTERM) };
+            self.retiring.push(old);
+        }
+        self.slots[id - 1].pid = 0;
+        self.slots[id - 1].fast_deaths = 0;
+        self.spawn(id)
+    }
+
+    fn check_touch_reload(&mut self) -> Result<(), String> {
+        let mut changed = None;
+        for (path, seen) in &mut self.touched {
+            let now = mtime(path);
+            if now != *seen {
+                *seen = now;
+                changed = Some(path.display().to_string());
+            }
+        }
+        if let Some(path) = changed {
+            self.reload(&format!("{path} was touched"));
+        }
+        Ok(())
+    }
+
+    fn update_memory(&self) {
+        if !self.config.memory_report && self.config.reload_on_rss_mb == 0 {
+            return;
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.pid > 0 {
+                if let Some((vsz, rss)) = statm(slot.pid) {
+                    let w = self.board.worker(i + 1);
+                    w.vsz.store(vsz, Ordering::Relaxed);
+                    w.rss.store(rss, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, id: usize) -> Result<(), String> {
+        let master_pid = std::process::id() as i32;
+        let pid = fork(self.app.is_some());
+        if pid < 0 {
+            return Err(format!("fork failed: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            self.child(id, master_pid);
+        }
+        let slot = &mut self.slots[id - 1];
+        slot.pid = pid;
+        slot.spawned = Instant::now();
+        slot.respawn_at = None;
+        slot.spawns += 1;
+        self.board.spawned(id, pid);
+        if slot.spawns > 1 {
+            self.board
+                .worker(id)
+                .respawn_count
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!("Respawned rwsgi worker {id} (new pid: {pid})");
+        } else {
+            tracing::info!(
+                "spawned rwsgi worker {id} (pid: {pid}, cores: {})",
+                self.config.threads
+            );
+        }
+        Ok(())
+    }
+
+    /// The worker side of a fork: never returns.
+    fn child(&mut self, id: usize, master_pid: i32) -> ! {
+        if let Some(signals) = self.signals.take() {
+            signals.uninstall();
+        }
+        self.stats = None;
+        // SAFETY: prctl and getppid have no memory-safety preconditions.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != master_pid {
+                libc::_exit(1);
+            }
+        }
+        let code = match self.child_app() {
+            Ok(mut app) => {
+                app.worker_id = id;
+                let listeners = std::mem::take(&mut self.listeners);
+                match worker::run(self.config, listeners, app) {
+                    Ok((Stop::Fast, _)) => 0,
+                    Ok(_) => {
+                        python::interpreter::finalize();
+                        0
+                    }
+                    Err(e) => {
+                        tracing::error!("worker {id}: {e}");
+                        1
+                    }
+                }
+            }
+            Err(code) => code,
+        };
+        // SAFETY: leaving the worker without running the master's destructors.
+        unsafe { libc::_exit(code) }
+    }
+
+    fn child_app(&mut self) -> Result<App, i32> {
+        if let Some(app) = self.app.take() {
+            return Ok(app);
+        }
+        let loaded = python::interpreter::initialize(self.config)
+            .and_then(|()| python::load_app(self.config))
+            .and_then(|callable| App::new(self.config, callable, self.board.clone()));
+        loaded.map_err(|e| {
+            tracing::error!("{e}");
+            FAILED_APP_CODE
+        })
+    }
+
+    fn serve_stats(&self) {
+        let Some(listener) = &self.stats else { return };
+        while let Ok(socket) = listener.accept() {
+            let conn = Conn::new(socket);
+            let sockets: Vec<stats::SocketInfo> = self
+                .listeners
+                .iter()
+                .map(|l| stats::SocketInfo {
+                    name: l.spec().to_string(),
+                    queue: l.queue_len(),
+                    max_queue: self.config.listen,
+                })
+                .collect();
+            let snapshot = stats::Snapshot {
+                board: &self.board,
+                sockets: &sockets,
+                master_pid: std::process::id() as i32,
+                cwd: std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                memory_report: self.config.memory_report,
+            };
+            let json = stats::render(&snapshot);
+            let body = if self.config.stats_http {
+                stats::http_wrap(&json)
+            } else {
+                json
+            };
+            let _ = conn.write_all_vectored(&[body.as_bytes()], Duration::from_secs(1));
+        }
+    }
+
+    /// All workers are gone: exit, or re-exec for a reload.
+    fn finish(&mut self, reload: bool) -> Result<(), String> {
+        if reload {
+            return self.exec_self();
+        }
+        if self.config.vacuum {
+            for l in &self.listeners {
+                l.vacuum();
+            }
+        }
+        if self.failed {
+            return Err("a worker could not load the app".into());
+        }
+        tracing::info!("goodbye to rwsgi.");
+        Ok(())
+    }
+
+    /// Replace this process with a fresh copy of itself that inherits the listening sockets.
+    fn exec_self(&mut self) -> Result<(), String> {
+        let fds: Vec<RawFd> = self.listeners.iter().map(Listener::fd).collect();
+        for l in &self.listeners {
+            l.keep_across_exec()
+                .map_err(|e| format!("cannot keep socket across reload: {e}"))?;
+        }
+        let list = fds
+            .iter()
+            .map(|fd| fd.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        tracing::info!("binary reloading rwsgi (listening fds {list})...");
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+        let err = std::os::unix::process::CommandExt::exec(
+            std::process::Command::new(exe)
+                .args(self.argv.iter().skip(1))
+                .env(LISTEN_FDS_ENV, list),
+        );
+        Err(format!("reload failed: cannot exec: {err}"))
+    }
+}

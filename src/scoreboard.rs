@@ -1,0 +1,208 @@
+//! Per-worker and per-thread counters in memory shared by the master and every worker: a mapping
+//! made before the first fork, so a worker's writes are the master's reads (for the stats server,
+//! recycling and the log line's instance-wide request count) without any message passing.
+//!
+//! Every field is an atomic in a `#[repr(C)]` struct; nothing in the mapping is a pointer, so it
+//! means the same in every process.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Instance-wide counters.
+#[repr(C)]
+#[derive(Default)]
+pub struct Totals {
+    /// Requests served by every worker since the master started.
+    pub requests: AtomicU64,
+}
+
+/// One worker process.
+#[repr(C)]
+#[derive(Default)]
+pub struct WorkerSlot {
+    pub pid: AtomicI32,
+    /// 1 while the worker accepts connections, 0 while it stops or is being replaced.
+    pub accepting: AtomicU32,
+    /// Requests served by this worker id, across respawns.
+    pub requests: AtomicU64,
+    /// Requests served since the last spawn.
+    pub delta_requests: AtomicU64,
+    pub exceptions: AtomicU64,
+    pub harakiri_count: AtomicU64,
+    pub respawn_count: AtomicU64,
+    /// Epoch seconds of the last spawn.
+    pub last_spawn: AtomicU64,
+    /// Response bytes sent.
+    pub tx: AtomicU64,
+    /// Microseconds spent serving requests.
+    pub running_time: AtomicU64,
+    pub rss: AtomicU64,
+    pub vsz: AtomicU64,
+}
+
+/// One Python thread of a worker ("core" in uWSGI's words).
+#[repr(C)]
+#[derive(Default)]
+pub struct CoreSlot {
+    pub requests: AtomicU64,
+    /// Epoch microseconds when the running request started; 0 when idle.
+    pub request_start: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub read_errors: AtomicU64,
+}
+
+/// The shared mapping.
+pub struct Scoreboard {
+    base: *mut u8,
+    len: usize,
+    workers: usize,
+    threads: usize,
+}
+
+// SAFETY: the mapping holds only atomics and lives until the Scoreboard is dropped.
+unsafe impl Send for Scoreboard {}
+// SAFETY: as above; all access goes through atomics.
+unsafe impl Sync for Scoreboard {}
+
+/// Epoch microseconds now.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Scoreboard {
+    /// Map a zeroed, shared, anonymous region for `workers` x `threads`.
+    pub fn new(workers: usize, threads: usize) -> std::io::Result<Scoreboard> {
+        let len = Self::offset_cores(workers) + workers * threads * std::mem::size_of::<CoreSlot>();
+        // SAFETY: an anonymous shared mapping; the kernel zero-fills it, and all-zero bytes are a
+        // valid value for every atomic in it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Scoreboard {
+            base: base.cast(),
+            len,
+            workers,
+            threads,
+        })
+    }
+
+    fn offset_workers() -> usize {
+        std::mem::size_of::<Totals>().next_multiple_of(64)
+    }
+
+    fn offset_cores(workers: usize) -> usize {
+        (Self::offset_workers() + workers * std::mem::size_of::<WorkerSlot>()).next_multiple_of(64)
+    }
+
+    /// Worker processes the board has room for.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Threads per worker.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Instance-wide counters.
+    pub fn totals(&self) -> &Totals {
+        // SAFETY: the mapping starts with a Totals, suitably aligned (page-aligned base).
+        unsafe { &*(self.base as *const Totals) }
+    }
+
+    /// Worker `id` (1-based, as uWSGI numbers them).
+    pub fn worker(&self, id: usize) -> &WorkerSlot {
+        assert!(id >= 1 && id <= self.workers, "worker id {id} out of range");
+        let offset = Self::offset_workers() + (id - 1) * std::mem::size_of::<WorkerSlot>();
+        // SAFETY: in bounds by the assert; WorkerSlot's alignment (8) divides the offset.
+        unsafe { &*(self.base.add(offset) as *const WorkerSlot) }
+    }
+
+    /// Thread `core` (0-based) of worker `id`.
+    pub fn core(&self, id: usize, core: usize) -> &CoreSlot {
+        assert!(
+            id >= 1 && id <= self.workers && core < self.threads,
+            "core {id}/{core} out of range"
+        );
+        let index = (id - 1) * self.threads + core;
+        let offset = Self::offset_cores(self.workers) + index * std::mem::size_of::<CoreSlot>();
+        // SAFETY: in bounds by the assert and the mapping's length; aligned as above.
+        unsafe { &*(self.base.add(offset) as *const CoreSlot) }
+    }
+
+    /// Record a fresh process in worker slot `id`.
+    pub fn spawned(&self, id: usize, pid: i32) {
+        let w = self.worker(id);
+        w.pid.store(pid, Ordering::Relaxed);
+        w.delta_requests.store(0, Ordering::Relaxed);
+        w.accepting.store(1, Ordering::Relaxed);
+        w.last_spawn
+            .store(now_micros() / 1_000_000, Ordering::Relaxed);
+        for core in 0..self.threads {
+            self.core(id, core)
+                .request_start
+                .store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the region mapped in `new`; no reference outlives `self`.
+        unsafe {
+            libc::munmap(self.base.cast(), self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_and_zeroed() {
+        let board = Scoreboard::new(3, 4).unwrap();
+        board.worker(2).requests.fetch_add(5, Ordering::Relaxed);
+        board.core(3, 3).requests.fetch_add(7, Ordering::Relaxed);
+        assert_eq!(board.worker(1).requests.load(Ordering::Relaxed), 0);
+        assert_eq!(board.worker(2).requests.load(Ordering::Relaxed), 5);
+        assert_eq!(board.core(3, 2).requests.load(Ordering::Relaxed), 0);
+        assert_eq!(board.core(3, 3).requests.load(Ordering::Relaxed), 7);
+        assert_eq!(board.totals().requests.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn writes_after_fork_are_seen_by_the_parent() {
+        let board = Scoreboard::new(1, 1).unwrap();
+        // SAFETY: the child only touches atomics and exits without running destructors.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            board.worker(1).requests.store(42, Ordering::SeqCst);
+            // SAFETY: leaving the forked test process at once.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(board.worker(1).requests.load(Ordering::SeqCst), 42);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn worker_ids_start_at_one() {
+        let board = Scoreboard::new(1, 1).unwrap();
+        let _ = board.worker(0);
+    }
+}
