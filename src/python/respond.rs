@@ -127,6 +127,14 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         }
     }
 
+    // The error's traceback holds the environ, and with it a reference to the connection: let it go
+    // so the close below is the last one (a reset must come from the final close).
+    let failed_by_client = match &outcome {
+        Ok(_) => None,
+        Err(failure) => Some(matches!(failure, Failure::Client(_))),
+    };
+    drop(outcome);
+
     let unread = input.borrow().unread();
     if unread > 0 && !abort {
         let timeout = app.timeout;
@@ -154,12 +162,11 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
     worker
         .running_time
         .fetch_add(now_micros().saturating_sub(started_us), Ordering::Relaxed);
-    if let Err(failure) = &outcome {
-        match failure {
-            Failure::Client(_) => core_slot.write_errors.fetch_add(1, Ordering::Relaxed),
-            _ => worker.exceptions.fetch_add(1, Ordering::Relaxed),
-        };
-    }
+    match failed_by_client {
+        Some(true) => core_slot.write_errors.fetch_add(1, Ordering::Relaxed),
+        Some(false) => worker.exceptions.fetch_add(1, Ordering::Relaxed),
+        None => 0,
+    };
     let total_requests = app.board.totals().requests.fetch_add(1, Ordering::Relaxed) + 1;
     let worker_requests = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if app.logging {

@@ -38,7 +38,15 @@ def test_stats_json_has_what_uwsgitop_reads(stack):
     for _ in range(3):
         assert s.get("/hello").status == 200
     assert s.get("/raise").status in (500, 502)
-    stats = read_stats(port)
+    # Counters are updated after the response is out: poll (bounded) until the last request shows.
+    end = time.monotonic() + 5
+    while True:
+        stats = read_stats(port)
+        workers = stats.get("workers") or [{}]
+        settled = workers[0].get("requests", 0) >= 4 and workers[0].get("status") == "idle"
+        if settled or time.monotonic() > end:
+            break
+        time.sleep(0.05)
     assert TOP_KEYS <= stats.keys(), TOP_KEYS - stats.keys()
     assert stats["pid"] == s.server.pid
     assert len(stats["workers"]) == 1
