@@ -26,5 +26,6 @@ pub mod protocol;
 pub mod python;
 pub mod scoreboard;
 pub mod server;
+pub mod sigmask;
 pub mod stats;
 pub mod worker;

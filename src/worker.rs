@@ -26,6 +26,8 @@ pub fn run(
     watch(&mut event_loop, &[libc::SIGTERM], Stop::Graceful)?;
     watch(&mut event_loop, &[libc::SIGINT, libc::SIGQUIT], Stop::Fast)?;
     watch(&mut event_loop, &[libc::SIGHUP], Stop::Reload)?;
+    // Signals that arrived since the fork are delivered now, to these handlers.
+    crate::sigmask::unblock_stop_signals();
     if let (Some(limit), Some(inflight)) = (config.harakiri, &app.inflight) {
         event_loop.set_watchdog(inflight.clone(), limit);
     }

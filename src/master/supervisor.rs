@@ -451,7 +451,14 @@ impl Master<'_> {
 
     fn spawn(&mut self, id: usize) -> Result<(), String> {
         let master_pid = std::process::id() as i32;
+        // A stop signal must not reach the child before it has its own handlers (it would hit the
+        // master's, which the child removes, and be lost): block them across the fork; the worker
+        // unblocks once its handlers are installed.
+        let saved = crate::sigmask::block_stop_signals();
         let pid = fork(self.app.is_some());
+        if pid != 0 {
+            crate::sigmask::restore(&saved);
+        }
         if pid < 0 {
             return Err(format!("fork failed: {}", std::io::Error::last_os_error()));
         }
