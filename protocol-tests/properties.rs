@@ -185,7 +185,7 @@ proptest! {
                 Ok(Progress::Ready(_)) | Err(_) => break,
             }
         }
-        prop_assert_eq!(&reader.buffer()[..], &s[..pos]);
+        prop_assert_eq!(reader.buffer(), &s[..pos]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Loading vectors from `protocol-tests/vectors/` and driving the decoder every way the server can.
 
 use crate::json::Json;
-use rwsgi::protocol::{decode, DecodeError, Limits, Packet, Progress, RequestReader};
+use rwsgi::protocol::{DecodeError, Limits, Packet, Progress, RequestReader};
 use std::path::{Path, PathBuf};
 
 /// Where the vectors live.
@@ -172,9 +172,4 @@ pub fn outcome_whole(limits: Limits, stream: &[u8]) -> Outcome {
 /// The outcome of the stream one byte per read.
 pub fn outcome_bytewise(limits: Limits, stream: &[u8]) -> Outcome {
     feed_chunks(limits, stream.chunks(1))
-}
-
-/// `decode` on the whole buffer, for comparison with the reader.
-pub fn decode_whole(limits: &Limits, stream: &[u8]) -> Result<Option<Packet>, DecodeError> {
-    decode(stream, limits)
 }
