@@ -2,10 +2,10 @@
 //!
 //! A job owns its connection and the bytes already read, so once a request is dispatched nothing in
 //! the event loop refers to it. When every thread is busy and the queue is full the loop parks the
-//! job and stops accepting (the kernel backlog and the other workers take the load); the thread that
-//! next takes a job wakes the loop. The pause flag and the queue's own locking make a lost wake-up
-//! impossible: the loop sets the flag, then tries the queue once more; a thread takes a job, then
-//! reads the flag.
+//! job and stops accepting (the kernel backlog and the other workers take the load); a thread that
+//! takes a job once the queue has drained to half wakes the loop. The pause flag and the queue's own
+//! locking make a lost wake-up impossible: the loop sets the flag, then tries the queue once more; a
+//! thread takes a job, then reads the flag.
 
 use crate::protocol::RequestHead;
 use crate::server::conn::Conn;
@@ -42,18 +42,33 @@ pub struct JobSource {
     rx: Receiver<Job>,
     paused: Arc<AtomicBool>,
     wake: Wake,
+    /// A paused loop is woken once the queue has drained to this many jobs, not at every take: one
+    /// wake-up (and context switch) per batch instead of one per request.
+    low_water: usize,
 }
 
-/// A queue for `threads` Python threads: each may have one job waiting beyond the one it runs.
+/// Jobs queued per Python thread before the loop stops accepting.
+const JOBS_PER_THREAD: usize = 16;
+
+/// A queue for `threads` Python threads. When it is full the loop stops accepting, so other worker
+/// processes (and the kernel backlog) take the load; it is deep enough that a busy thread finds its
+/// next job waiting instead of sleeping until the loop hands one over.
 pub fn queue(threads: usize, wake: Wake) -> (JobSink, JobSource) {
-    let (tx, rx) = crossbeam_channel::bounded(threads.max(1));
+    let capacity = (threads.max(1) * JOBS_PER_THREAD).max(32);
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
     let paused = Arc::new(AtomicBool::new(false));
+    let sink = JobSink {
+        tx,
+        paused: paused.clone(),
+    };
     (
-        JobSink {
-            tx,
-            paused: paused.clone(),
+        sink,
+        JobSource {
+            rx,
+            paused,
+            wake,
+            low_water: capacity / 2,
         },
-        JobSource { rx, paused, wake },
     )
 }
 
@@ -110,7 +125,12 @@ impl JobSource {
             Err(TryRecvError::Empty) => block(&self.rx).ok()?,
             Err(TryRecvError::Disconnected) => return None,
         };
-        if self.paused.load(Ordering::SeqCst) && self.paused.swap(false, Ordering::SeqCst) {
+        // The loop sets the flag before its last try, and this thread reads it after its take, so
+        // one side always sees the other: the paused loop is woken before the queue runs dry.
+        if self.paused.load(Ordering::SeqCst)
+            && self.rx.len() <= self.low_water
+            && self.paused.swap(false, Ordering::SeqCst)
+        {
             (self.wake)();
         }
         Some(job)

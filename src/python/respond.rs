@@ -12,7 +12,7 @@ use crate::protocol::response::{simple_response, status_protocol};
 use crate::scoreboard::now_micros;
 use crate::server::Conn;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -248,10 +248,12 @@ fn run_app(
         .call1((environ, sr.clone()))
         .map_err(Failure::Raised)?;
     let sent = send_result(py, &result, sr);
-    let closed = match result.hasattr(pyo3::intern!(py, "close")) {
-        Ok(true) => result.call_method0(pyo3::intern!(py, "close")).map(drop),
-        Ok(false) => Ok(()),
-        Err(e) => Err(e),
+    // A list or tuple has no close(); asking would build an AttributeError per request.
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let closed = if !plain && result.hasattr(pyo3::intern!(py, "close")).unwrap_or(false) {
+        result.call_method0(pyo3::intern!(py, "close")).map(drop)
+    } else {
+        Ok(())
     };
     let sendfile = sent?;
     closed.map_err(Failure::Raised)?;

@@ -10,6 +10,7 @@ use crate::server::Conn;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
+use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,15 +34,22 @@ pub struct StartResponse {
     pub(crate) write_failed: Option<io::Error>,
 }
 
-/// Encode a `str` as latin-1 bytes, as PEP 3333 requires of status and headers.
-fn latin1_bytes(s: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+/// A `str` as latin-1 bytes, as PEP 3333 requires of status and headers; borrowed from the string
+/// itself when it is ASCII (nearly always).
+fn latin1_bytes<'a>(s: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [u8]>> {
     let s = s
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(s))))?;
     let text = s.to_cow()?;
+    if let Cow::Borrowed(ascii) = &text {
+        if ascii.is_ascii() {
+            return Ok(Cow::Borrowed(ascii.as_bytes()));
+        }
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
+        .map(Cow::Owned)
         .ok_or_else(|| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))
 }
 
@@ -151,6 +159,7 @@ impl StartResponse {
         headers: &Bound<'_, PyAny>,
     ) -> PyResult<(Vec<u8>, u16, usize, bool)> {
         let status = latin1_bytes(status, "status")?;
+        let status = &status[..];
         let code = check_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let mut head = Vec::with_capacity(128);
         push_status_line(&mut head, &self.protocol, &status);
@@ -173,8 +182,9 @@ impl StartResponse {
                         type_name(&item)
                     ))
                 })?;
-            let name = latin1_bytes(&pair.get_item(0)?, "header name")?;
-            let value = latin1_bytes(&pair.get_item(1)?, "header value")?;
+            let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+            let name = latin1_bytes(&name, "header name")?;
+            let value = latin1_bytes(&value, "header value")?;
             check_header(&name, &value).map_err(|e| PyValueError::new_err(e.to_string()))?;
             has_length |= name.eq_ignore_ascii_case(b"content-length");
             push_header(&mut head, &name, &value);
