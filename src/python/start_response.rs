@@ -160,9 +160,9 @@ impl StartResponse {
     ) -> PyResult<(Vec<u8>, u16, usize, bool)> {
         let status = latin1_bytes(status, "status")?;
         let status = &status[..];
-        let code = check_status(&status).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let code = check_status(status).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let mut head = Vec::with_capacity(128);
-        push_status_line(&mut head, &self.protocol, &status);
+        push_status_line(&mut head, &self.protocol, status);
         let mut count = 0;
         let mut has_length = false;
         for item in headers.try_iter().map_err(|_| {
