@@ -576,7 +576,7 @@ def main():
                  f"{time.strftime('%Y-%m-%d %H:%M')}")
     with_ceiling = not opts.no_ceiling
     tmp = tempfile.mkdtemp(prefix="rwsgi-bench-")
-    results = []  # raw measurements
+    results = RESULTS  # raw measurements
     nginx = None
     started = time.monotonic()
     try:
@@ -629,6 +629,8 @@ def main():
                             continue
                         for r in recs:
                             r.update(round=rnd + 1, app=app, config=cfg, transport=tr, contender=contender)
+                            if contender == "rwsgi":
+                                r["binary"] = fingerprint(opts.rwsgi_bin)
                             results.append(r)
                         log(f"{tag}: " + "; ".join(
                             f"{r['kind']} {r['rps']:.0f} req/s p99 {r['p99_us'] / 1000:.1f} ms "
@@ -683,6 +685,15 @@ def versions(opts):
     except Exception:  # noqa: BLE001
         pass
     return v
+
+
+def fingerprint(path):
+    """Identifies one build of a binary (size and mtime), to notice a rebuild mid-run."""
+    try:
+        st = os.stat(path)
+        return f"{st.st_size}@{time.strftime('%H:%M:%S', time.localtime(st.st_mtime))}"
+    except OSError:
+        return None
 
 
 def wait_port(port, proc, timeout=15.0):
@@ -767,7 +778,8 @@ def summarize(results):
             requests=sum(x["requests"] for x in rs), cpu_us_per_req=med_opt(rs, "cpu_us_per_req"),
             nginx_cpu_us_per_req=med_opt(rs, "nginx_cpu_us_per_req"),
             peak_rss_kib=max(x["peak_rss_kib"] for x in rs), peak_pss_kib=max(x["peak_pss_kib"] for x in rs),
-            nproc=max(x["nproc"] for x in rs), processes=rs[0]["processes"])
+            nproc=min(x["nproc"] for x in rs), processes=rs[0]["processes"],
+            builds=sorted({x["binary"] for x in rs if x.get("binary")}))
     return out
 
 
@@ -798,6 +810,7 @@ def fmt_ratio(a, b):
 
 
 TARGETS_CACHE = []
+RESULTS = []
 
 
 def report(summary, apps, configs, transports, contenders, with_ceiling, failed, opts):
@@ -846,6 +859,9 @@ def report(summary, apps, configs, transports, contenders, with_ceiling, failed,
                             f"| {fmt_ratio(s['cpu_us_per_req'], base and base['cpu_us_per_req'])} |"
                             + (f" {fmt_num(s['nginx_cpu_us_per_req'])} |" if kind == "nginx" else ""))
                     lines.append("")
+    builds = sorted({r.get("binary") for r in RESULTS if r.get("binary")})
+    if len(builds) > 1:
+        warnings.add(f"the rwsgi binary changed during the run ({', '.join(builds)}): its medians mix builds")
     if warnings:
         lines.append("\n## warnings\n")
         lines.extend(f"- {w}" for w in sorted(warnings))
