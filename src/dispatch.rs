@@ -34,6 +34,7 @@ pub type Wake = Arc<dyn Fn() + Send + Sync>;
 pub struct JobSink {
     tx: Sender<Job>,
     paused: Arc<AtomicBool>,
+    retire: Arc<AtomicBool>,
 }
 
 /// A Python thread's end of the queue.
@@ -42,6 +43,7 @@ pub struct JobSource {
     rx: Receiver<Job>,
     paused: Arc<AtomicBool>,
     wake: Wake,
+    retire: Arc<AtomicBool>,
     /// A paused loop is woken once the queue has drained to this many jobs, not at every take: one
     /// wake-up (and context switch) per batch instead of one per request.
     low_water: usize,
@@ -57,19 +59,20 @@ pub fn queue(threads: usize, wake: Wake) -> (JobSink, JobSource) {
     let capacity = (threads.max(1) * JOBS_PER_THREAD).max(32);
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let paused = Arc::new(AtomicBool::new(false));
+    let retire = Arc::new(AtomicBool::new(false));
     let sink = JobSink {
         tx,
         paused: paused.clone(),
+        retire: retire.clone(),
     };
-    (
-        sink,
-        JobSource {
-            rx,
-            paused,
-            wake,
-            low_water: capacity / 2,
-        },
-    )
+    let source = JobSource {
+        rx,
+        paused,
+        wake,
+        retire,
+        low_water: capacity / 2,
+    };
+    (sink, source)
 }
 
 /// What [`JobSink::offer`] did with a job.
@@ -107,6 +110,11 @@ impl JobSink {
         self.tx.send(job).map_err(|e| e.0)
     }
 
+    /// Whether a thread asked the worker to retire (a recycling limit was reached).
+    pub fn retire_requested(&self) -> bool {
+        self.retire.load(Ordering::SeqCst)
+    }
+
     /// Whether the loop is paused waiting for room.
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
@@ -114,6 +122,18 @@ impl JobSink {
 }
 
 impl JobSource {
+    /// Whether retiring was already asked for.
+    pub fn retire_requested(&self) -> bool {
+        self.retire.load(Ordering::SeqCst)
+    }
+
+    /// Ask the loop to stop accepting so this worker can be replaced (once; later calls do nothing).
+    pub fn request_retire(&self) {
+        if !self.retire.swap(true, Ordering::SeqCst) {
+            (self.wake)();
+        }
+    }
+
     /// Take the next job: `f` is called to block (a Python thread detaches there), and is skipped when
     /// a job is already waiting. `None` once the loop has closed the queue and it is empty.
     pub fn next(

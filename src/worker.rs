@@ -55,11 +55,18 @@ pub fn run(
         }
         Stop::Reload => tracing::info!("SIGHUP received: graceful reload"),
         Stop::WorkersGone => tracing::error!("every Python thread has exited"),
+        Stop::Retire => {}
         Stop::Harakiri => {
             worker.harakiri_count.fetch_add(1, Ordering::Relaxed);
         }
     }
     drop(sink);
+    if matches!(stop, Stop::Retire | Stop::Harakiri) && config.master {
+        // Wake the master now (it treats SIGCHLD as "look at the workers") so the successor starts
+        // while this worker finishes, instead of at the master's next tick.
+        // SAFETY: kill with our parent's pid and a harmless signal.
+        unsafe { libc::kill(libc::getppid(), libc::SIGCHLD) };
+    }
     let stop = match stop {
         Stop::Fast => Stop::Fast,
         _ if wait_for_threads(&threads, &app, config.harakiri, config.reload_mercy) => {

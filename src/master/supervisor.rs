@@ -25,6 +25,9 @@ const FAST_DEATH: Duration = Duration::from_secs(1);
 /// Longest wait before respawning a worker that keeps dying.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The recycling reason of a worker that retired itself (harakiri, or a limit it checked).
+const STOPPED_ACCEPTING: &str = "it stopped accepting";
+
 /// What the master is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -330,6 +333,15 @@ impl Master<'_> {
             tracing::info!("worker {id} buried (pid: {pid}, {how})");
             return;
         }
+        let retired = self.board.worker(id).accepting.load(Ordering::SeqCst) == 0;
+        if retired && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            // It stopped accepting on its own (a recycling limit, harakiri) and finished before the
+            // tick noticed: a planned exit, replaced at once.
+            tracing::info!("worker {id} (pid: {pid}) retired: spawning its successor");
+            slot.fast_deaths = 0;
+            slot.respawn_at = Some(Instant::now());
+            return;
+        }
         if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == FAILED_APP_CODE {
             tracing::error!("worker {id} (pid: {pid}) could not load the app: shutting down");
             self.failed = true;
@@ -374,7 +386,7 @@ impl Master<'_> {
             }
             let w = self.board.worker(id);
             let reason = if w.accepting.load(Ordering::SeqCst) == 0 {
-                Some("it stopped accepting".to_string())
+                Some(STOPPED_ACCEPTING.to_string())
             } else if slot.spawned.elapsed() < c.min_worker_lifetime {
                 None
             } else if c.max_requests > 0
@@ -409,7 +421,15 @@ impl Master<'_> {
     fn replace(&mut self, id: usize, reason: &str) -> Result<(), String> {
         let old = self.slots[id - 1].pid;
         if old > 0 {
-            tracing::info!("...The work of process {id} (pid: {old}) is done ({reason}). Seeya!");
+            if reason == STOPPED_ACCEPTING {
+                tracing::info!(
+                    "worker {id} (pid: {old}) stopped accepting: spawning its successor"
+                );
+            } else {
+                tracing::info!(
+                    "...The work of process {id} (pid: {old}) is done ({reason}). Seeya!"
+                );
+            }
             // SAFETY: signalling a child we forked.
             unsafe { libc::kill(old, libc::SIGTERM) };
             self.retiring.push(old);

@@ -3,6 +3,7 @@
 use crate::config::AppSpec;
 use pyo3::exceptions::{PyFileNotFoundError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// The module name a `--wsgi-file` runs as (uWSGI's convention: `uwsgi_file_` + the path).
 fn file_module_name(path: &std::path::Path) -> String {
@@ -24,24 +25,26 @@ pub fn load(py: Python<'_>, spec: &AppSpec) -> PyResult<Py<PyAny>> {
                     path.display()
                 )));
             }
-            let util = py.import("importlib.util")?;
+            // Compiled from the source each time, as uWSGI does: a cached .pyc could serve old code
+            // after a reload when the file was rewritten within the same second at the same size.
             let name = file_module_name(path);
-            let spec = util.call_method1(
-                "spec_from_file_location",
-                (&name, path.to_string_lossy().as_ref()),
-            )?;
-            if spec.is_none() {
-                return Err(PyTypeError::new_err(format!(
-                    "--wsgi-file {}: not a Python file",
-                    path.display()
-                )));
-            }
-            let module = util.call_method1("module_from_spec", (&spec,))?;
+            let source = std::fs::read(path).map_err(|e| {
+                PyFileNotFoundError::new_err(format!("--wsgi-file {}: {e}", path.display()))
+            })?;
+            let filename = path.to_string_lossy();
+            let module = PyModule::new(py, &name)?;
+            module.setattr("__file__", filename.as_ref())?;
             py.import("sys")?
                 .getattr("modules")?
                 .set_item(&name, &module)?;
-            spec.getattr("loader")?
-                .call_method1("exec_module", (&module,))?;
+            let builtins = py.import("builtins")?;
+            let code = builtins.getattr("compile")?.call1((
+                PyBytes::new(py, &source),
+                filename.as_ref(),
+                "exec",
+            ))?;
+            builtins.getattr("exec")?.call1((code, module.dict()))?;
+            let module = module.into_any();
             (module, callable)
         }
         AppSpec::Module { module, callable } => (py.import(module.as_str())?.into_any(), callable),

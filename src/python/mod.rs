@@ -37,6 +37,55 @@ pub struct App {
     /// Running requests, for the harakiri watchdog (`None` without `--harakiri`).
     pub inflight: Option<Arc<InFlight>>,
     pub memory_report: bool,
+    pub recycle: Recycle,
+}
+
+/// When a worker retires itself, checked after each request (as uWSGI does), so a limit is never
+/// overshot by more than the requests already in flight.
+#[derive(Debug, Clone)]
+pub struct Recycle {
+    /// `--max-requests`, 0 for none (`--max-requests-delta` × worker id is added after fork).
+    pub max_requests: u64,
+    pub max_requests_delta: u64,
+    /// `--reload-on-rss` in bytes, 0 for none.
+    pub max_rss: u64,
+    pub min_lifetime: Duration,
+    /// When this worker started serving.
+    pub since: std::time::Instant,
+}
+
+impl Recycle {
+    fn from_config(config: &Config) -> Recycle {
+        Recycle {
+            max_requests: config.max_requests,
+            max_requests_delta: config.max_requests_delta,
+            max_rss: config.reload_on_rss_mb << 20,
+            min_lifetime: config.min_worker_lifetime,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// Why a worker that has served `served` requests should retire now, if it should.
+    fn due(&self, worker_id: usize, served: u64) -> Option<String> {
+        if self.since.elapsed() < self.min_lifetime {
+            return None;
+        }
+        let limit = self.max_requests + self.max_requests_delta * worker_id as u64;
+        if self.max_requests > 0 && served >= limit {
+            return Some(format!("max-requests reached: {served} of {limit}"));
+        }
+        if self.max_rss > 0 {
+            let rss = crate::log::memory_usage().map_or(0, |(_, rss)| rss);
+            if rss > self.max_rss {
+                return Some(format!(
+                    "rss {}MB over reload-on-rss {}MB",
+                    rss >> 20,
+                    self.max_rss >> 20
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// Import the app (logging the traceback once when it fails).
@@ -96,6 +145,7 @@ impl App {
                     .harakiri
                     .map(|_| Arc::new(InFlight::new(config.threads))),
                 memory_report: config.memory_report,
+                recycle: Recycle::from_config(config),
             })
         })
         .map_err(|e: PyErr| format!("cannot build the WSGI environ template: {e}"))
@@ -111,6 +161,21 @@ pub fn serve(app: Arc<App>, source: JobSource, core: usize) {
             }));
             if served.is_err() {
                 tracing::error!("a request handler panicked on core {core}; the thread goes on");
+            }
+            let delta = app
+                .board
+                .worker(app.worker_id)
+                .delta_requests
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(reason) = app.recycle.due(app.worker_id, delta) {
+                if !source.retire_requested() {
+                    tracing::info!(
+                        "...The work of process {} (pid: {}) is done ({reason}). Seeya!",
+                        app.worker_id,
+                        std::process::id()
+                    );
+                }
+                source.request_retire();
             }
         }
     });

@@ -32,6 +32,8 @@ pub enum Stop {
     WorkersGone,
     /// A request ran past `--harakiri`: it was answered, and this worker must be replaced.
     Harakiri,
+    /// A recycling limit (`--max-requests`, `--reload-on-rss`) was reached: finish and be replaced.
+    Retire,
 }
 
 const WAKER: Token = Token(usize::MAX);
@@ -222,6 +224,7 @@ impl EventLoop {
             }
             for event in events.iter() {
                 match event.token() {
+                    WAKER if sink.retire_requested() => return Stop::Retire,
                     WAKER => self.resume(sink),
                     Token(t) if t > SIGNAL_BASE - 8 && t <= SIGNAL_BASE => {
                         let i = SIGNAL_BASE - t;
