@@ -43,8 +43,8 @@ step "installing tests/requirements.txt into .venv"
 # -- Rust -----------------------------------------------------------------------
 step "cargo build --release"
 cargo build --release
-step "cargo test --release"
-cargo test --release
+step "cargo test"
+cargo test
 
 # -- end to end -------------------------------------------------------------------
 export RWSGI_BIN="${RWSGI_BIN:-$ROOT/target/release/rwsgi}"
