@@ -433,7 +433,7 @@ def server_command(contender, app, procs, threads, addr, opts, bins):
     if contender == CEILING:
         size, ctype = a["static"]
         return [str(bins / "uwsgi-static"), "--socket", addr_arg(addr), "--body-bytes", str(size),
-                "--content-type", ctype], signal.SIGTERM
+                "--content-type", ctype, "--mode", opts.ceiling_mode], signal.SIGTERM
     raise ValueError(contender)
 
 
@@ -516,6 +516,8 @@ def main():
     ap.add_argument("--contenders", default=",".join(ALL_CONTENDERS),
                     help="comma list of rwsgi,uwsgi,gunicorn (default: all)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the no-Python ceiling (uwsgi-static)")
+    ap.add_argument("--ceiling-mode", choices=["blocking", "epoll"], default="blocking",
+                    help="uwsgi-static's loop (default blocking: threads parked in accept)")
     ap.add_argument("--apps", default=None, help=f"comma list of {','.join(ALL_APPS)} (default: all)")
     ap.add_argument("--configs", default=None, help="comma list of PROCESSESxTHREADS (default: 1x1,2x1,1x8)")
     ap.add_argument("--transport", default=None, help="comma list of unix,tcp (default: both)")
