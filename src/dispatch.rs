@@ -49,14 +49,25 @@ pub struct JobSource {
     low_water: usize,
 }
 
-/// Jobs queued per Python thread before the loop stops accepting.
-const JOBS_PER_THREAD: usize = 16;
+/// Jobs queued per Python thread before the loop stops accepting, when this is the only worker
+/// process: nothing else could take the load, and a deep queue means a busy thread finds its next
+/// job waiting instead of sleeping until the loop hands one over.
+const JOBS_PER_THREAD_ALONE: usize = 16;
 
-/// A queue for `threads` Python threads. When it is full the loop stops accepting, so other worker
-/// processes (and the kernel backlog) take the load; it is deep enough that a busy thread finds its
-/// next job waiting instead of sleeping until the loop hands one over.
-pub fn queue(threads: usize, wake: Wake) -> (JobSink, JobSource) {
-    let capacity = (threads.max(1) * JOBS_PER_THREAD).max(32);
+/// The same when several worker processes share the listeners: two jobs waiting per thread, so a
+/// process with every thread busy stops accepting and the others take the connections (uWSGI's
+/// threads accept only when free; a deep queue here would leave slow requests waiting behind each
+/// other while another worker idles).
+const JOBS_PER_THREAD_SHARED: usize = 2;
+
+/// A queue for `threads` Python threads; `alone` when this is the only worker process. When it is
+/// full the loop stops accepting, and the other workers (or the kernel backlog) take the load.
+pub fn queue(threads: usize, alone: bool, wake: Wake) -> (JobSink, JobSource) {
+    let capacity = if alone {
+        (threads.max(1) * JOBS_PER_THREAD_ALONE).max(32)
+    } else {
+        threads.max(1) * JOBS_PER_THREAD_SHARED
+    };
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let paused = Arc::new(AtomicBool::new(false));
     let retire = Arc::new(AtomicBool::new(false));
@@ -103,6 +114,20 @@ impl JobSink {
                 }
             }
         }
+    }
+
+    /// Whether a job offered now would be queued. When not, the pause flag is set (as by a full
+    /// [`JobSink::offer`]) so the thread that makes room wakes the loop.
+    pub fn has_room(&self) -> bool {
+        if !self.tx.is_full() {
+            return true;
+        }
+        self.paused.store(true, Ordering::SeqCst);
+        if self.tx.is_full() {
+            return false;
+        }
+        self.paused.store(false, Ordering::SeqCst);
+        true
     }
 
     /// Queue a job, waiting for room (only at shutdown, when nothing else needs the loop).

@@ -32,7 +32,11 @@ pub fn run(
         event_loop.set_watchdog(inflight.clone(), limit);
     }
 
-    let (sink, source) = dispatch::queue(config.threads, event_loop.wake_handle());
+    let (sink, source) = dispatch::queue(
+        config.threads,
+        config.processes == 1,
+        event_loop.wake_handle(),
+    );
     let app = Arc::new(app);
     let mut threads = Vec::with_capacity(config.threads);
     for core in 0..config.threads {

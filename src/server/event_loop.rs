@@ -16,6 +16,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -85,6 +86,10 @@ pub struct EventLoop {
     workers_gone: bool,
     watchdog: Option<(Arc<InFlight>, Duration)>,
     next_watch: Instant,
+    /// The listeners are in the epoll set.
+    listening: bool,
+    /// An accept batch ended before the backlog was empty: accept again without waiting.
+    accept_pending: bool,
 }
 
 /// How often the harakiri watchdog looks at the running requests.
@@ -103,14 +108,7 @@ impl EventLoop {
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        for (i, l) in listeners.iter().enumerate() {
-            poll.registry().register(
-                &mut SourceFd(&l.fd()),
-                Token(LISTENER_BASE + i),
-                Interest::READABLE,
-            )?;
-        }
-        Ok(EventLoop {
+        let mut event_loop = EventLoop {
             poll,
             waker,
             listeners,
@@ -123,7 +121,42 @@ impl EventLoop {
             workers_gone: false,
             watchdog: None,
             next_watch: Instant::now(),
-        })
+            listening: false,
+            accept_pending: false,
+        };
+        event_loop.listen(true)?;
+        Ok(event_loop)
+    }
+
+    /// Watch the listeners, or stop watching them (while paused or stopping).
+    ///
+    /// They are added with `EPOLLEXCLUSIVE` (mio has no way to ask for it): several worker processes
+    /// share each listening socket, and without it every one of them wakes for every connection
+    /// and all but one find nothing to accept. A paused worker takes its listeners out, so the one
+    /// wake-up a connection gets goes to a worker that will accept it.
+    fn listen(&mut self, on: bool) -> io::Result<()> {
+        if self.listening == on {
+            return Ok(());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let mut event = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+                u64: (LISTENER_BASE + i) as u64,
+            };
+            let op = if on {
+                libc::EPOLL_CTL_ADD
+            } else {
+                libc::EPOLL_CTL_DEL
+            };
+            // SAFETY: epoll_ctl on mio's epoll descriptor with a valid event; mio reads the token
+            // back from the event's u64, as it does for its own registrations.
+            let r = unsafe { libc::epoll_ctl(self.poll.as_raw_fd(), op, l.fd(), &mut event) };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.listening = on;
+        Ok(())
     }
 
     /// Answer requests that run past `limit` with a 504 and stop (`--harakiri`).
@@ -210,7 +243,9 @@ impl EventLoop {
     fn serve(&mut self, sink: &JobSink) -> Stop {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.watchdog.is_some() {
+            let timeout = if self.accept_pending {
+                Some(Duration::ZERO)
+            } else if self.watchdog.is_some() {
                 Some(WATCHDOG_TICK)
             } else {
                 (!self.conns.is_empty()).then_some(Duration::from_millis(250))
@@ -236,6 +271,11 @@ impl EventLoop {
                     Token(key) => self.on_readable(key, sink),
                 }
             }
+            if std::mem::take(&mut self.accept_pending) {
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i, sink);
+                }
+            }
             if self.workers_gone {
                 return Stop::WorkersGone;
             }
@@ -251,14 +291,17 @@ impl EventLoop {
         let mut accepted = 0;
         while self.accepting && self.parked.is_empty() {
             if accepted == ACCEPT_BATCH {
-                // Fairness: let the other ready sockets run; edge-triggered epoll will not tell us
-                // again, so re-arm the listener.
-                let fd = self.listeners[index].fd();
-                let _ = self.poll.registry().reregister(
-                    &mut SourceFd(&fd),
-                    Token(LISTENER_BASE + index),
-                    Interest::READABLE,
-                );
+                // Fairness: let the other ready sockets run first; edge-triggered epoll will not
+                // report this backlog again, so come back to it after this round of events.
+                self.accept_pending = true;
+                return;
+            }
+            if !sink.has_room() {
+                // Every thread is busy and the queue is full: leave the connection in the backlog
+                // for another worker, and hear about new ones only once there is room.
+                if let Err(e) = self.listen(false) {
+                    tracing::error!("cannot pause the listeners: {e}");
+                }
                 return;
             }
             let socket = match self.listeners[index].accept() {
@@ -343,7 +386,12 @@ impl EventLoop {
         }
         match sink.offer(job) {
             Offer::Queued => {}
-            Offer::Full(job) => self.parked.push_back(job),
+            Offer::Full(job) => {
+                self.parked.push_back(job);
+                if let Err(e) = self.listen(false) {
+                    tracing::error!("cannot pause the listeners: {e}");
+                }
+            }
             Offer::Closed(job) => {
                 tracing::error!("no Python thread is running: dropping a request");
                 self.workers_gone = true;
@@ -363,6 +411,12 @@ impl EventLoop {
                 }
                 Offer::Closed(_) => {}
             }
+        }
+        if !self.accepting {
+            return;
+        }
+        if let Err(e) = self.listen(true) {
+            tracing::error!("cannot resume the listeners: {e}");
         }
         for i in 0..self.listeners.len() {
             self.accept_all(i, sink);
@@ -396,22 +450,13 @@ impl EventLoop {
     /// Stop accepting and hand everything already read to the threads.
     fn finish(&mut self, sink: &JobSink) {
         self.accepting = false;
-        for l in &self.listeners {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&l.fd()));
+        if let Err(e) = self.listen(false) {
+            tracing::error!("cannot stop watching the listeners: {e}");
         }
-        // Connections that have sent nothing yet are closed; nginx retries them elsewhere or the
-        // next worker generation takes them from the backlog.
+        // Every accepted connection is served, even one whose packet has not arrived yet: nginx has
+        // already sent it (closing it would be a 502). Each gets at most --socket-timeout.
         let deadline = Instant::now() + self.timeout;
         let mut events = Events::with_capacity(256);
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(&c.state, State::Reading(r) if r.buffer().is_empty()))
-            .map(|(k, _)| k)
-            .collect();
-        for key in idle {
-            self.remove(key);
-        }
         while !self.conns.is_empty() && Instant::now() < deadline {
             let _ = self
                 .poll
