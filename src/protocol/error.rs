@@ -95,7 +95,7 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::Truncated { have, need } => write!(
                 f,
-                "peer closed the connection after {have} of {need} bytes of the request head"
+                "peer closed the connection after {have} of {need} bytes of the request (head and first body bytes)"
             ),
         }
     }
