@@ -123,6 +123,25 @@ fn repeated_vars_are_joined_like_a_proxy_joins_headers() {
 }
 
 #[test]
+fn a_repeated_server_var_is_overridden_not_joined() {
+    // `include uwsgi_params;` then `uwsgi_param SERVER_NAME example.com;`: nginx sends both.
+    let env = build(
+        false,
+        &[
+            (b"SERVER_NAME", b"localhost"),
+            (b"REQUEST_METHOD", b"GET"),
+            (b"SERVER_NAME", b"example.com"),
+            (b"REQUEST_METHOD", b"GET"),
+            (b"X_CUSTOM", b"a"),
+            (b"X_CUSTOM", b"b"),
+        ],
+    );
+    assert_eq!(get(&env, "SERVER_NAME"), Some("example.com"));
+    assert_eq!(get(&env, "REQUEST_METHOD"), Some("GET"));
+    assert_eq!(get(&env, "X_CUSTOM"), Some("b"));
+}
+
+#[test]
 fn forbidden_and_server_owned_keys_are_dropped() {
     let env = build(
         false,

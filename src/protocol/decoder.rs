@@ -88,9 +88,7 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<Packet>, DecodeError
         return Ok(None);
     };
     let var_count = vars::validate(block)?;
-    let content_length = Vars::new(block)
-        .find(|(key, _)| *key == b"CONTENT_LENGTH")
-        .map_or(Ok(0), |(_, value)| parse_content_length(value))?;
+    let content_length = content_length(block)?;
     if limits.limit_post > 0 && content_length > limits.limit_post {
         return Err(DecodeError::BodyTooLarge {
             length: content_length,
@@ -104,6 +102,20 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<Packet>, DecodeError
         var_count,
         content_length,
     })))
+}
+
+/// The body length a validated block declares. `CONTENT_LENGTH` sent twice (an nginx config that
+/// adds its own `uwsgi_param` beside `uwsgi_params`) must agree: differing lengths are ambiguous
+/// framing and refused (RFC 9110 §8.6).
+fn content_length(block: &[u8]) -> Result<u64, DecodeError> {
+    let mut lengths = Vars::new(block).filter(|(key, _)| *key == b"CONTENT_LENGTH");
+    let Some((_, first)) = lengths.next() else {
+        return Ok(0);
+    };
+    if lengths.any(|(_, other)| other != first) {
+        return Err(DecodeError::BadContentLength);
+    }
+    parse_content_length(first)
 }
 
 /// What [`RequestReader::poll`] found.
@@ -327,6 +339,26 @@ mod tests {
                 length: 100,
                 max: 99
             })
+        );
+    }
+
+    #[test]
+    fn repeated_content_length_must_agree() {
+        let same = request(
+            &[(b"CONTENT_LENGTH", b"5"), (b"CONTENT_LENGTH", b"5")],
+            b"hello",
+        );
+        let Ok(Some(Packet::Request(head))) = decode(&same, &Limits::default()) else {
+            panic!("identical lengths are one length");
+        };
+        assert_eq!(head.content_length, 5);
+        let differ = request(
+            &[(b"CONTENT_LENGTH", b"3"), (b"CONTENT_LENGTH", b"5")],
+            b"hello",
+        );
+        assert_eq!(
+            decode(&differ, &Limits::default()),
+            Err(DecodeError::BadContentLength)
         );
     }
 

@@ -5,8 +5,10 @@
 //! the packet buffer. Rules:
 //! - every var becomes a latin-1 `str`; `SCRIPT_NAME` is always present, and a `SCRIPT_NAME` the
 //!   proxy sends is stripped from the front of `PATH_INFO` (what modifier1 30 asks for);
-//! - a var sent twice is joined as a proxy joins repeated headers: `", "`, or `"; "` for cookies
-//!   (nginx before 1.23 sends each repeated header as its own var; uWSGI kept only the last);
+//! - a request header (`HTTP_*`) sent twice is joined as a proxy joins repeated headers: `", "`, or
+//!   `"; "` for cookies (nginx before 1.23 sends each repeated header as its own var; uWSGI kept only
+//!   the last); any other var sent twice comes from the proxy's config (a `uwsgi_param` beside
+//!   `uwsgi_params`), and the last one wins, as in uWSGI;
 //! - nginx's `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH` copies are dropped (PEP 3333 forbids them),
 //!   and vars named `wsgi.*` cannot replace the server's own entries;
 //! - `wsgi.url_scheme`: `UWSGI_SCHEME`, then `HTTPS` (`on`/`1`), then nginx's `REQUEST_SCHEME`;
@@ -117,6 +119,51 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyStrin
     }
 }
 
+/// Longest value kept in the per-thread cache.
+const CACHED_VALUE_MAX: usize = 128;
+
+/// Misses in a row after which a key's value is taken to change per request and is not cached.
+const VOLATILE_AFTER: u8 = 4;
+
+/// The last value seen for one known key on this thread.
+#[derive(Default)]
+struct CachedValue {
+    bytes: Vec<u8>,
+    string: Option<Py<PyString>>,
+    misses: u8,
+}
+
+thread_local! {
+    /// Per Python thread: most vars repeat request after request (`GET`, `HTTP/1.1`, the host, the
+    /// document root, the user agent...), and reusing the `str` made for the same bytes last time
+    /// skips a decode and an allocation.
+    static VALUES: std::cell::RefCell<Vec<CachedValue>> = std::cell::RefCell::new(
+        (0..KNOWN_KEYS.len()).map(|_| CachedValue::default()).collect()
+    );
+}
+
+/// The `str` for a known key's value, from this thread's cache when the bytes repeat.
+fn cached_value<'py>(py: Python<'py>, slot: usize, value: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    if value.len() > CACHED_VALUE_MAX {
+        return latin1(py, value);
+    }
+    VALUES.with_borrow_mut(|values| {
+        let cached = &mut values[slot];
+        if let Some(string) = cached.string.as_ref().filter(|_| cached.bytes == value) {
+            cached.misses = 0;
+            return Ok(string.bind(py).clone());
+        }
+        let string = latin1(py, value)?;
+        if cached.misses < VOLATILE_AFTER {
+            cached.misses += u8::from(cached.string.is_some());
+            cached.bytes.clear();
+            cached.bytes.extend_from_slice(value);
+            cached.string = Some(string.clone().unbind());
+        }
+        Ok(string)
+    })
+}
+
 /// `on`, `1` (any case) as uWSGI reads `HTTPS` and `X-Forwarded-Ssl`.
 fn is_on(value: &[u8]) -> bool {
     value.eq_ignore_ascii_case(b"on") || value == b"1"
@@ -204,10 +251,10 @@ impl EnvironTemplate {
                         continue; // Set below, once SCRIPT_NAME is known.
                     }
                     let k = self.keys[i].bind(py);
-                    if set & (1 << i) != 0 {
+                    if set & (1 << i) != 0 && key.starts_with(b"HTTP_") {
                         join(py, &environ, k, value, i == SLOT.cookie)?;
                     } else {
-                        environ.set_item(k, latin1(py, value)?)?;
+                        environ.set_item(k, cached_value(py, i, value)?)?;
                         set |= 1 << i;
                     }
                 }
@@ -219,7 +266,7 @@ impl EnvironTemplate {
                         continue;
                     }
                     let k = latin1(py, key)?;
-                    if environ.contains(&k)? {
+                    if key.starts_with(b"HTTP_") && environ.contains(&k)? {
                         join(py, &environ, &k, value, false)?;
                     } else {
                         environ.set_item(k, latin1(py, value)?)?;
