@@ -6,6 +6,7 @@ HTTP helpers. Tests import names from here (`from harness import example`).
 
 import http.client
 import os
+import json
 import re
 import shutil
 import signal
@@ -402,3 +403,31 @@ class Stack:
 def example(name):
     """Path of an example app, for --wsgi-file."""
     return str(EXAMPLES / name)
+
+
+def gone(pid):
+    """True once `pid` no longer runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def read_stats(port, deadline_s=10.0):
+    """The stats server's JSON document (it writes it and closes); retried until it parses."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                chunks = []
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    chunks.append(data)
+            return json.loads(b"".join(chunks))
+        except (OSError, ValueError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, example, free_port, http_request, stop_process, tail, virtualenv_path
+from harness import REPO, example, free_port, gone, http_request, read_stats, stop_process, tail, virtualenv_path
 
 BEHAVIOUR = example("behaviour.py")
 
@@ -36,13 +36,6 @@ BEHAVIOUR = example("behaviour.py")
 # --------------------------------------------------------------------------- helpers
 
 
-def gone(pid):
-    """True once `pid` no longer runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
 
 
 def wait_gone(pid, timeout):
@@ -82,23 +75,6 @@ def ppid(pid):
     raise AssertionError(f"no PPid in /proc/{pid}/status")
 
 
-def read_stats(port, deadline_s=10.0):
-    """The stats server's JSON document (it writes it and closes)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                chunks = []
-                while True:
-                    data = sock.recv(65536)
-                    if not data:
-                        break
-                    chunks.append(data)
-            return json.loads(b"".join(chunks))
-        except (OSError, ValueError):
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.1)
 
 
 def connection_refused(address):

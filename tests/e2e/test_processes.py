@@ -6,16 +6,9 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import example
+from harness import example, gone
 
 
-def gone(pid):
-    """True once `pid` no longer runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
 
 
 def test_two_workers_serve_and_sigterm_stops_them_all(stack):

@@ -1,10 +1,8 @@
 """The --stats server speaks the JSON uwsgitop reads (reference §3.4)."""
 
-import json
-import socket
 import time
 
-from harness import example, free_port
+from harness import example, free_port, read_stats
 
 TOP_KEYS = {"version", "listen_queue", "cwd", "uid", "gid", "pid", "workers"}
 WORKER_KEYS = {
@@ -14,22 +12,6 @@ WORKER_KEYS = {
 CORE_KEYS = {"id", "requests", "in_request"}
 
 
-def read_stats(port, deadline_s=10.0):
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                chunks = []
-                while True:
-                    data = sock.recv(65536)
-                    if not data:
-                        break
-                    chunks.append(data)
-            return json.loads(b"".join(chunks))
-        except (OSError, ValueError):
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.1)
 
 
 def test_stats_json_has_what_uwsgitop_reads(stack):
