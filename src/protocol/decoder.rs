@@ -130,7 +130,7 @@ pub enum Progress {
 /// The read side of one connection: a growing buffer and the decode of what it holds.
 #[derive(Debug)]
 pub struct RequestReader {
-    /// Holds `filled` bytes that arrived, plus, between `spare` and `commit`, room for more.
+    /// Holds `filled` bytes that arrived, then room offered to reads (initialised, not yet filled).
     buf: Vec<u8>,
     filled: usize,
     limits: Limits,
@@ -155,14 +155,17 @@ impl RequestReader {
     /// Call [`RequestReader::commit`] with the number of bytes written.
     pub fn spare(&mut self) -> &mut [u8] {
         let want = self.wanted().max(READ_CHUNK);
-        self.buf.resize(self.filled + want, 0);
+        // The buffer only grows: room offered before and not filled is offered again without
+        // being zeroed again.
+        if self.buf.len() < self.filled + want {
+            self.buf.resize(self.filled + want, 0);
+        }
         &mut self.buf[self.filled..]
     }
 
-    /// Keep `n` of the bytes just written into [`RequestReader::spare`] and drop the rest.
+    /// Keep `n` of the bytes just written into [`RequestReader::spare`].
     pub fn commit(&mut self, n: usize) {
         self.filled = (self.filled + n).min(self.buf.len());
-        self.buf.truncate(self.filled);
     }
 
     /// Append bytes (for tests and fuzzers, which have no socket).
