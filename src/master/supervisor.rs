@@ -81,7 +81,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
     } else {
         python::interpreter::initialize(config)?;
         let callable = python::load_app(config)?;
-        warn_about_threads();
+        python::warn_about_threads();
         Some(App::new(config, callable, board.clone())?)
     };
     let stats = match &config.stats {
@@ -126,45 +126,14 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
     master.serve()
 }
 
-/// Warn when the app started threads at import: they do not exist in the forked workers.
-fn warn_about_threads() {
-    use pyo3::prelude::*;
-    let count = Python::attach(|py| -> PyResult<usize> {
-        py.import("threading")?
-            .call_method0("active_count")?
-            .extract()
-    });
-    if let Ok(n) = count {
-        if n > 1 {
-            tracing::warn!(
-                "the app started {} thread(s) at import; they will not run in the forked workers \
-                 (start them after fork, or use --lazy-apps)",
-                n - 1
-            );
-        }
-    }
-}
-
-/// Fork; with Python imported, around CPython's fork hooks so its locks and state stay sound.
+/// Fork; with Python imported, around CPython's fork hooks (see [`python::fork`]).
 fn fork(with_python: bool) -> i32 {
-    if !with_python {
+    if with_python {
+        python::fork()
+    } else {
         // SAFETY: the master is single-threaded (no Python, no other threads).
-        return unsafe { libc::fork() };
+        unsafe { libc::fork() }
     }
-    pyo3::Python::attach(|_py| {
-        // SAFETY: the GIL is held; the master has no other threads; the hooks bracket the fork as
-        // CPython's os.fork does.
-        unsafe {
-            pyo3::ffi::PyOS_BeforeFork();
-            let pid = libc::fork();
-            if pid == 0 {
-                pyo3::ffi::PyOS_AfterFork_Child();
-            } else {
-                pyo3::ffi::PyOS_AfterFork_Parent();
-            }
-            pid
-        }
-    })
 }
 
 impl Master<'_> {

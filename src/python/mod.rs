@@ -152,6 +152,41 @@ impl App {
     }
 }
 
+/// Warn when the app started threads at import: they do not exist in the forked workers.
+pub fn warn_about_threads() {
+    let count = Python::attach(|py| -> PyResult<usize> {
+        py.import("threading")?
+            .call_method0("active_count")?
+            .extract()
+    });
+    if let Some(n) = count.ok().filter(|n| *n > 1) {
+        tracing::warn!(
+            "the app started {} thread(s) at import; they will not run in the forked workers \
+             (start them after fork, or use --lazy-apps)",
+            n - 1
+        );
+    }
+}
+
+/// `fork(2)` bracketed by CPython's fork hooks, as `os.fork` does, so the interpreter's locks and
+/// state are sound in the child. The caller must have no other threads.
+pub fn fork() -> i32 {
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held, the process is single-threaded, and the hooks bracket the fork
+        // exactly as CPython's own os.fork does.
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3::ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    })
+}
+
 /// The body of a Python thread: attach once, then serve jobs until the queue closes.
 pub fn serve(app: Arc<App>, source: JobSource, core: usize) {
     Python::attach(|py| {
