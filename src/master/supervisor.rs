@@ -19,6 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often the master looks at its workers when no signal wakes it.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Request bytes a stats client may send that are read and discarded before close, and how long
+/// the master waits for them.
+const STATS_DRAIN_LIMIT: u64 = 64 * 1024;
+const STATS_DRAIN_WAIT: Duration = Duration::from_millis(200);
+
 /// A worker that dies younger than this counts as dying in a loop.
 const FAST_DEATH: Duration = Duration::from_secs(1);
 
@@ -551,7 +556,16 @@ impl Master<'_> {
             } else {
                 json
             };
-            let _ = conn.write_all_vectored(&[body.as_bytes()], Duration::from_secs(1));
+            if conn
+                .write_all_vectored(&[body.as_bytes()], Duration::from_secs(1))
+                .is_ok()
+            {
+                // A --stats-http client sent a request we did not read: closing over it would
+                // reset the connection before the client read the answer. Send the FIN, then
+                // discard what it sent until it closes (briefly: this is the master's loop).
+                conn.shutdown_write();
+                let _ = conn.drain(STATS_DRAIN_LIMIT, STATS_DRAIN_WAIT);
+            }
         }
     }
 
