@@ -137,7 +137,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=512), help_heading = "Processes")]
     pub threads: u16,
 
-    /// Worker processes (needs --master for more than one).
+    /// Worker processes (more than one turns on --master).
     #[arg(short = 'p', long, visible_alias = "workers", default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Processes")]
     pub processes: u16,
