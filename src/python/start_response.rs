@@ -60,6 +60,32 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// Responses up to this size are first written with the GIL held.
+const ATTACHED_WRITE_MAX: usize = 64 * 1024;
+
+/// Write `bufs` to the connection. A small response nearly always fits the socket buffer, and one
+/// non-blocking `writev` with the GIL held costs less than handing the GIL to another Python thread
+/// and taking it back; the GIL is released only for a large write or one that must wait.
+fn write_all(py: Python<'_>, conn: &Conn, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut done = 0;
+    if total <= ATTACHED_WRITE_MAX {
+        done = conn.write_vectored_now(bufs)?;
+        if done == total {
+            return Ok(());
+        }
+    }
+    let mut rest: Vec<&[u8]> = Vec::with_capacity(bufs.len());
+    for buf in bufs {
+        let skip = done.min(buf.len());
+        done -= skip;
+        if skip < buf.len() {
+            rest.push(&buf[skip..]);
+        }
+    }
+    py.detach(|| conn.write_all_vectored(&rest, timeout))
+}
+
 impl StartResponse {
     /// A response for a request that asked with `protocol` (its `SERVER_PROTOCOL`).
     pub fn new(conn: Arc<Conn>, protocol: &[u8], timeout: Duration) -> StartResponse {
@@ -105,9 +131,7 @@ impl StartResponse {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
         let result = if self.head_sent {
-            let conn = &self.conn;
-            let timeout = self.timeout;
-            py.detach(|| conn.write_all_vectored(&[body], timeout))
+            write_all(py, &self.conn, &[body], self.timeout)
         } else if !self.conn.claim() {
             Err(io::Error::other(
                 "the request was already answered by the harakiri watchdog",
@@ -116,8 +140,7 @@ impl StartResponse {
             self.head.extend_from_slice(b"\r\n");
             self.head_sent = true;
             self.head_bytes = self.head.len();
-            let (conn, head, timeout) = (&self.conn, &self.head, self.timeout);
-            py.detach(|| conn.write_all_vectored(&[head, body], timeout))
+            write_all(py, &self.conn, &[&self.head, body], self.timeout)
         };
         match result {
             Ok(()) => {

@@ -137,6 +137,18 @@ impl Conn {
         Ok(())
     }
 
+    /// One `writev` without waiting: the bytes the kernel took, 0 when the buffer is full.
+    pub fn write_vectored_now(&self, bufs: &[&[u8]]) -> io::Result<usize> {
+        let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        loop {
+            match (&self.socket).write_vectored(&slices) {
+                Err(e) if would_block(&e) => return Ok(0),
+                Err(e) if interrupted(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Write without waiting; what the kernel took (the event loop's error answers).
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
         (&self.socket).write(buf)
