@@ -139,11 +139,6 @@ impl JobSink {
     pub fn retire_requested(&self) -> bool {
         self.retire.load(Ordering::SeqCst)
     }
-
-    /// Whether the loop is paused waiting for room.
-    pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst)
-    }
 }
 
 impl JobSource {
@@ -229,10 +224,5 @@ impl InFlight {
                     .map(|r| (core, r.clone()))
             })
             .collect()
-    }
-
-    /// Whether thread `core` is running a request.
-    pub fn busy(&self, core: usize) -> bool {
-        self.slot(core).is_some()
     }
 }
