@@ -20,7 +20,8 @@ use std::time::Duration;
 pub struct StartResponse {
     conn: Arc<Conn>,
     timeout: Duration,
-    protocol: Vec<u8>,
+    /// The status line's protocol; the two nginx sends are static, so no allocation per request.
+    protocol: Cow<'static, [u8]>,
     /// Status line and header lines, without the blank line.
     head: Vec<u8>,
     pub(crate) status: u16,
@@ -92,7 +93,11 @@ impl StartResponse {
         StartResponse {
             conn,
             timeout,
-            protocol: protocol.to_vec(),
+            protocol: match protocol {
+                b"HTTP/1.1" => Cow::Borrowed(b"HTTP/1.1"),
+                b"HTTP/1.0" => Cow::Borrowed(b"HTTP/1.0"),
+                other => Cow::Owned(other.to_vec()),
+            },
             head: Vec::new(),
             status: 0,
             header_count: 0,
