@@ -1,16 +1,23 @@
-//! The seam between the event loop and the Python threads: a bounded queue of [`Job`]s.
+//! The seam between the event loop and the Python threads.
 //!
-//! A job owns its connection and the bytes already read, so once a request is dispatched nothing in
-//! the event loop refers to it. When every thread is busy and the queue is full the loop parks the
-//! job and stops accepting (the kernel backlog and the other workers take the load); a thread that
-//! takes a job once the queue has drained to half wakes the loop. The pause flag and the queue's own
-//! locking make a lost wake-up impossible: the loop sets the flag, then tries the queue once more; a
-//! thread takes a job, then reads the flag.
+//! A Python thread that is free takes its next request itself: a job the loop queued, or else a
+//! new connection from the listeners ([`crate::server::Acceptor`]), read at once. Most requests
+//! therefore never cross threads (no wake-up, no context switch), and a busy thread accepts
+//! nothing, so the kernel gives each connection to a thread or worker process that is free, as
+//! uWSGI's threads do. The loop keeps what needs waiting for: connections whose packet arrived in
+//! pieces (handed over by the thread that accepted them, queued back as jobs once complete),
+//! signals, and the harakiri watchdog.
+//!
+//! A job owns its connection and the bytes already read, so once a request is dispatched nothing
+//! in the event loop refers to it.
 
-use crate::protocol::RequestHead;
+use crate::protocol::{Limits, RequestHead};
 use crate::server::conn::Conn;
-use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::server::incoming::Incoming;
+use crossbeam_channel::{Receiver, Sender};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,150 +37,210 @@ pub struct Job {
 /// free of mio).
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
-/// The event loop's end of the queue.
+/// An eventfd: a counter a thread can wait on with epoll.
+pub struct Notify(OwnedFd);
+
+impl Notify {
+    fn new() -> io::Result<Notify> {
+        // SAFETY: eventfd with valid flags; the descriptor is owned from here on.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        Ok(Notify(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Make it readable (until [`Notify::clear`]).
+    pub fn poke(&self) {
+        let one: u64 = 1;
+        // SAFETY: an 8-byte write from a valid u64 to our eventfd. It can only fail if the counter
+        // is about to overflow, and then it is readable anyway.
+        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Make it unreadable again.
+    pub fn clear(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: an 8-byte read into a valid u64; EAGAIN (already clear) is fine.
+        unsafe { libc::read(self.fd(), (&mut value as *mut u64).cast(), 8) };
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// State the loop and the threads share.
+pub struct Shared {
+    /// False once the worker stops taking new connections (a stop signal, or retiring).
+    accepting: AtomicBool,
+    retire: AtomicBool,
+    /// Readable while a job may be waiting in the queue.
+    pub jobs_ready: Notify,
+    /// Readable once `accepting` is false (never cleared): wakes every waiting thread.
+    pub stopping: Notify,
+    wake_loop: Wake,
+    /// Python threads still running (each holds a [`JobSource`]).
+    alive: AtomicUsize,
+    /// Connections a thread accepted whose packet is not complete, for the loop to finish reading;
+    /// `None` once the loop has stopped taking them.
+    handoff: Mutex<Option<Vec<Incoming>>>,
+}
+
+impl Shared {
+    fn handoff(&self) -> std::sync::MutexGuard<'_, Option<Vec<Incoming>>> {
+        // A poisoned lock only means a thread panicked holding it; the vector is still valid.
+        self.handoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stop_accepting(&self) {
+        if self.accepting.swap(false, Ordering::SeqCst) {
+            self.stopping.poke();
+        }
+    }
+}
+
+/// The event loop's end.
 pub struct JobSink {
-    tx: Sender<Job>,
-    paused: Arc<AtomicBool>,
-    retire: Arc<AtomicBool>,
+    tx: Option<Sender<Job>>,
+    shared: Arc<Shared>,
 }
 
-/// A Python thread's end of the queue.
-#[derive(Clone)]
+/// A Python thread's end: one per thread.
 pub struct JobSource {
-    rx: Receiver<Job>,
-    paused: Arc<AtomicBool>,
-    wake: Wake,
-    retire: Arc<AtomicBool>,
-    /// A paused loop is woken once the queue has drained to this many jobs, not at every take: one
-    /// wake-up (and context switch) per batch instead of one per request.
-    low_water: usize,
+    pub(crate) rx: Receiver<Job>,
+    pub(crate) shared: Arc<Shared>,
+    /// The listening sockets this worker accepts from.
+    pub(crate) listeners: Arc<[RawFd]>,
+    pub(crate) limits: Limits,
+    pub(crate) timeout: Duration,
 }
 
-/// Jobs queued per Python thread before the loop stops accepting, when this is the only worker
-/// process: nothing else could take the load, and a deep queue means a busy thread finds its next
-/// job waiting instead of sleeping until the loop hands one over.
-const JOBS_PER_THREAD_ALONE: usize = 16;
-
-/// The same when several worker processes share the listeners: two jobs waiting per thread, so a
-/// process with every thread busy stops accepting and the others take the connections (uWSGI's
-/// threads accept only when free; a deep queue here would leave slow requests waiting behind each
-/// other while another worker idles).
-const JOBS_PER_THREAD_SHARED: usize = 2;
-
-/// A queue for `threads` Python threads; `alone` when this is the only worker process. When it is
-/// full the loop stops accepting, and the other workers (or the kernel backlog) take the load.
-pub fn queue(threads: usize, alone: bool, wake: Wake) -> (JobSink, JobSource) {
-    let capacity = if alone {
-        (threads.max(1) * JOBS_PER_THREAD_ALONE).max(32)
-    } else {
-        threads.max(1) * JOBS_PER_THREAD_SHARED
-    };
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
-    let paused = Arc::new(AtomicBool::new(false));
-    let retire = Arc::new(AtomicBool::new(false));
+/// The queue and the shared state for `threads` Python threads accepting from `listeners`.
+pub fn channel(
+    threads: usize,
+    listeners: Vec<RawFd>,
+    limits: Limits,
+    timeout: Duration,
+    wake_loop: Wake,
+) -> io::Result<(JobSink, Vec<JobSource>)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let shared = Arc::new(Shared {
+        accepting: AtomicBool::new(true),
+        retire: AtomicBool::new(false),
+        jobs_ready: Notify::new()?,
+        stopping: Notify::new()?,
+        wake_loop,
+        alive: AtomicUsize::new(threads),
+        handoff: Mutex::new(Some(Vec::new())),
+    });
+    let listeners: Arc<[RawFd]> = listeners.into();
+    let sources = (0..threads)
+        .map(|_| JobSource {
+            rx: rx.clone(),
+            shared: shared.clone(),
+            listeners: listeners.clone(),
+            limits,
+            timeout,
+        })
+        .collect();
     let sink = JobSink {
-        tx,
-        paused: paused.clone(),
-        retire: retire.clone(),
+        tx: Some(tx),
+        shared,
     };
-    let source = JobSource {
-        rx,
-        paused,
-        wake,
-        retire,
-        low_water: capacity / 2,
-    };
-    (sink, source)
-}
-
-/// What [`JobSink::offer`] did with a job.
-pub enum Offer {
-    Queued,
-    /// The queue is full and the pause flag is set: park the job and stop accepting.
-    Full(Job),
-    /// Every Python thread has exited.
-    Closed(Job),
+    Ok((sink, sources))
 }
 
 impl JobSink {
-    /// Queue a job without waiting.
-    pub fn offer(&self, job: Job) -> Offer {
-        match self.tx.try_send(job) {
-            Ok(()) => Offer::Queued,
-            Err(TrySendError::Disconnected(job)) => Offer::Closed(job),
-            Err(TrySendError::Full(job)) => {
-                self.paused.store(true, Ordering::SeqCst);
-                // A thread may have taken a job between the failed send and the flag.
-                match self.tx.try_send(job) {
-                    Ok(()) => {
-                        self.paused.store(false, Ordering::SeqCst);
-                        Offer::Queued
-                    }
-                    Err(TrySendError::Full(job)) => Offer::Full(job),
-                    Err(TrySendError::Disconnected(job)) => Offer::Closed(job),
-                }
-            }
-        }
+    /// Queue a job for the next free thread; gives it back when every thread has exited.
+    pub fn offer(&self, job: Job) -> Result<(), Job> {
+        let tx = self
+            .tx
+            .as_ref()
+            .expect("the queue is open while the sink lives");
+        tx.send(job).map_err(|e| e.0)?;
+        self.shared.jobs_ready.poke();
+        Ok(())
     }
 
-    /// Whether a job offered now would be queued. When not, the pause flag is set (as by a full
-    /// [`JobSink::offer`]) so the thread that makes room wakes the loop.
-    pub fn has_room(&self) -> bool {
-        if !self.tx.is_full() {
-            return true;
-        }
-        self.paused.store(true, Ordering::SeqCst);
-        if self.tx.is_full() {
-            return false;
-        }
-        self.paused.store(false, Ordering::SeqCst);
-        true
+    /// Connections handed over since the last call.
+    pub fn take_handoffs(&self) -> Vec<Incoming> {
+        self.shared
+            .handoff()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
-    /// Queue a job, waiting for room (only at shutdown, when nothing else needs the loop).
-    pub fn send_blocking(&self, job: Job) -> Result<(), Job> {
-        self.tx.send(job).map_err(|e| e.0)
+    /// Take no more handed-over connections (the threads finish reading them themselves from now
+    /// on); returns the ones still waiting.
+    pub fn close_handoffs(&self) -> Vec<Incoming> {
+        self.shared.handoff().take().unwrap_or_default()
+    }
+
+    /// Tell the threads to accept nothing more.
+    pub fn stop_accepting(&self) {
+        self.shared.stop_accepting();
     }
 
     /// Whether a thread asked the worker to retire (a recycling limit was reached).
     pub fn retire_requested(&self) -> bool {
-        self.retire.load(Ordering::SeqCst)
+        self.shared.retire.load(Ordering::SeqCst)
+    }
+
+    /// Whether every Python thread has exited.
+    pub fn threads_gone(&self) -> bool {
+        self.shared.alive.load(Ordering::SeqCst) == 0
+    }
+}
+
+impl Drop for JobSink {
+    /// Close the queue: threads exit once it is empty.
+    fn drop(&mut self) {
+        self.shared.stop_accepting();
+        drop(self.tx.take());
+        self.shared.jobs_ready.poke();
     }
 }
 
 impl JobSource {
     /// Whether retiring was already asked for.
     pub fn retire_requested(&self) -> bool {
-        self.retire.load(Ordering::SeqCst)
+        self.shared.retire.load(Ordering::SeqCst)
     }
 
-    /// Ask the loop to stop accepting so this worker can be replaced (once; later calls do nothing).
+    /// Stop accepting and ask the loop to end so this worker can be replaced (once; later calls do
+    /// nothing).
     pub fn request_retire(&self) {
-        if !self.retire.swap(true, Ordering::SeqCst) {
-            (self.wake)();
+        if !self.shared.retire.swap(true, Ordering::SeqCst) {
+            self.shared.stop_accepting();
+            (self.shared.wake_loop)();
         }
     }
 
-    /// Take the next job: `f` is called to block (a Python thread detaches there), and is skipped when
-    /// a job is already waiting. `None` once the loop has closed the queue and it is empty.
-    pub fn next(
-        &self,
-        block: impl FnOnce(&Receiver<Job>) -> Result<Job, RecvError>,
-    ) -> Option<Job> {
-        let job = match self.rx.try_recv() {
-            Ok(job) => job,
-            Err(TryRecvError::Empty) => block(&self.rx).ok()?,
-            Err(TryRecvError::Disconnected) => return None,
-        };
-        // The loop sets the flag before its last try, and this thread reads it after its take, so
-        // one side always sees the other: the paused loop is woken before the queue runs dry.
-        if self.paused.load(Ordering::SeqCst)
-            && self.rx.len() <= self.low_water
-            && self.paused.swap(false, Ordering::SeqCst)
-        {
-            (self.wake)();
+    /// Whether new connections may be accepted.
+    pub(crate) fn accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Acquire)
+    }
+
+    /// Give a connection whose packet is incomplete to the loop; gives it back when the loop takes
+    /// no more.
+    pub(crate) fn hand_off(&self, incoming: Incoming) -> Option<Incoming> {
+        match self.shared.handoff().as_mut() {
+            Some(waiting) => waiting.push(incoming),
+            None => return Some(incoming),
         }
-        Some(job)
+        (self.shared.wake_loop)();
+        None
+    }
+}
+
+impl Drop for JobSource {
+    fn drop(&mut self) {
+        if self.shared.alive.fetch_sub(1, Ordering::SeqCst) == 1 {
+            (self.shared.wake_loop)();
+        }
     }
 }
 

@@ -7,15 +7,17 @@
 //! pyo3) builds the environ, calls the app and writes the response.
 //!
 //! # The path of one request
-//! 1. The event loop accepts until `WouldBlock` and reads each new connection at once: nginx writes
-//!    the whole packet right after connecting, so most requests never touch epoll registration.
-//! 2. [`protocol::RequestReader`] answers "need more", a head, or an error; `--buffer-size` is checked
-//!    from the 4-byte header before the vars block is awaited.
-//! 3. A complete head (and the first 64 KiB of body) becomes a [`dispatch::Job`] that owns the
-//!    socket; the loop forgets the connection.
-//! 4. A Python thread, attached to the interpreter for its whole life, builds the environ from a
-//!    template, calls the app, and writes the response itself with the GIL released: one hand-off
-//!    per request.
+//! 1. A Python thread that is free waits in its own epoll set on the listeners (`EPOLLEXCLUSIVE`:
+//!    one waiter is woken per connection) and accepts one connection; a busy thread accepts nothing,
+//!    so the kernel backlog is the queue and busy workers leave connections to free ones.
+//! 2. It reads the connection at once: nginx writes the whole packet right after connecting.
+//!    [`protocol::RequestReader`] answers "need more", a head, or an error; `--buffer-size` is
+//!    checked from the 4-byte header before the vars block is awaited.
+//! 3. A packet still incomplete after a short wait goes to the worker's event loop, which finishes
+//!    reading it without holding a thread and queues it as a [`dispatch::Job`] for the next free
+//!    thread. Most requests never cross threads.
+//! 4. The thread, attached to the interpreter for its whole life (it detaches only to wait, accept
+//!    and read), builds the environ from a template, calls the app, and writes the response.
 //! 5. It drains any body the app left unread, closes, and writes the log line.
 
 pub mod config;

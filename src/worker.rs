@@ -1,11 +1,11 @@
-//! One worker process: the event loop on the calling thread and `--threads` Python threads behind
-//! the job queue. Returns when a signal or the harakiri watchdog stops it, after in-flight requests
+//! One worker process: the event loop on the calling thread and `--threads` Python threads that
+//! accept and serve requests. Returns when a signal or the harakiri watchdog stops it, after in-flight requests
 //! finished (within `--reload-mercy`), unless the stop was a fast one.
 
 use crate::config::Config;
 use crate::dispatch;
 use crate::python::{self, App};
-use crate::server::{EventLoop, Listener, Stop};
+use crate::server::{Acceptor, EventLoop, Listener, Stop};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,7 +17,7 @@ pub fn run(
     listeners: Vec<Listener>,
     app: App,
 ) -> Result<(Stop, Vec<Listener>), String> {
-    let mut event_loop = EventLoop::new(listeners, config.limits, config.socket_timeout)
+    let mut event_loop = EventLoop::new(listeners, config.socket_timeout)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     let watch = |ev: &mut EventLoop, signals: &[libc::c_int], stop| {
         ev.watch_signals(signals, stop)
@@ -32,22 +32,26 @@ pub fn run(
         event_loop.set_watchdog(inflight.clone(), limit);
     }
 
-    let (sink, source) = dispatch::queue(
+    let (sink, sources) = dispatch::channel(
         config.threads,
-        config.processes == 1,
+        event_loop.listener_fds(),
+        config.limits,
+        config.socket_timeout,
         event_loop.wake_handle(),
-    );
+    )
+    .map_err(|e| format!("cannot set up the Python threads' queue: {e}"))?;
     let app = Arc::new(app);
     let mut threads = Vec::with_capacity(config.threads);
-    for core in 0..config.threads {
-        let (app, source) = (app.clone(), source.clone());
+    for (core, source) in sources.into_iter().enumerate() {
+        let acceptor = Acceptor::new(source)
+            .map_err(|e| format!("cannot set up accepting for a Python thread: {e}"))?;
+        let app = app.clone();
         let handle = std::thread::Builder::new()
             .name(format!("rwsgi-core-{core}"))
-            .spawn(move || python::serve(app, source, core))
+            .spawn(move || python::serve(app, acceptor, core))
             .map_err(|e| format!("cannot start a Python thread: {e}"))?;
         threads.push(handle);
     }
-    drop(source);
 
     let stop = event_loop.run(&sink);
     let worker = app.board.worker(app.worker_id);

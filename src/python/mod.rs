@@ -14,8 +14,9 @@ pub mod respond;
 pub mod start_response;
 
 use crate::config::Config;
-use crate::dispatch::{InFlight, JobSource};
+use crate::dispatch::InFlight;
 use crate::scoreboard::Scoreboard;
+use crate::server::Acceptor;
 use pyo3::prelude::*;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -187,10 +188,11 @@ pub fn fork() -> i32 {
     })
 }
 
-/// The body of a Python thread: attach once, then serve jobs until the queue closes.
-pub fn serve(app: Arc<App>, source: JobSource, core: usize) {
+/// The body of a Python thread: attach once, then serve requests until the worker stops. The
+/// thread detaches only while it waits for (and accepts and reads) its next request.
+pub fn serve(app: Arc<App>, mut acceptor: Acceptor, core: usize) {
     Python::attach(|py| {
-        while let Some(job) = source.next(|rx| py.detach(|| rx.recv())) {
+        while let Some(job) = py.detach(|| acceptor.next_job()) {
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 respond::handle(py, &app, job, core);
             }));
@@ -203,6 +205,7 @@ pub fn serve(app: Arc<App>, source: JobSource, core: usize) {
                 .delta_requests
                 .load(std::sync::atomic::Ordering::Relaxed);
             if let Some(reason) = app.recycle.due(app.worker_id, delta) {
+                let source = acceptor.source();
                 if !source.retire_requested() {
                     tracing::info!(
                         "...The work of process {} (pid: {}) is done ({reason}). Seeya!",

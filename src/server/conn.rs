@@ -50,6 +50,11 @@ impl Conn {
         self.socket.as_raw_fd()
     }
 
+    /// Wait until the socket is readable, up to `deadline`.
+    pub fn wait_readable(&self, deadline: Instant) -> io::Result<()> {
+        self.wait(libc::POLLIN, deadline)
+    }
+
     /// Wait until the socket is readable (`POLLIN`) or writable (`POLLOUT`), up to `timeout`.
     fn wait(&self, events: libc::c_short, deadline: Instant) -> io::Result<()> {
         loop {

@@ -138,25 +138,7 @@ impl Listener {
 
     /// Accept one connection without fetching its address; non-blocking and close-on-exec.
     pub fn accept(&self) -> io::Result<Socket> {
-        loop {
-            // SAFETY: a valid listening fd; null address pointers are allowed by accept4.
-            let fd = unsafe {
-                libc::accept4(
-                    self.socket.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: accept4 returned a new descriptor that we now own.
-                return Ok(Socket::from(unsafe { OwnedFd::from_raw_fd(fd) }));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        accept_on(self.socket.as_raw_fd())
     }
 
     /// The listening descriptor.
@@ -231,5 +213,29 @@ fn set_defer_accept(socket: &Socket, secs: u64) {
     };
     if r != 0 {
         tracing::debug!("TCP_DEFER_ACCEPT not set: {}", io::Error::last_os_error());
+    }
+}
+
+/// Accept one connection from listening socket `fd` without fetching its address; non-blocking
+/// and close-on-exec.
+pub fn accept_on(fd: RawFd) -> io::Result<Socket> {
+    loop {
+        // SAFETY: accept4 on a descriptor the caller keeps open; null address pointers are allowed.
+        let conn = unsafe {
+            libc::accept4(
+                fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if conn >= 0 {
+            // SAFETY: accept4 returned a new descriptor that we now own.
+            return Ok(Socket::from(unsafe { OwnedFd::from_raw_fd(conn) }));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }

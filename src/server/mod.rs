@@ -1,10 +1,13 @@
-//! Networking: listeners, the mio event loop that reads request heads, and the connection type the
-//! Python threads write responses to. The only module that names mio.
+//! Networking: listeners, the acceptor each Python thread takes its next request from, the mio event
+//! loop that finishes reading slow packets, and the connection type. The only module that names mio.
 
+pub mod acceptor;
 pub mod conn;
 pub mod event_loop;
+pub mod incoming;
 pub mod listener;
 
+pub use acceptor::Acceptor;
 pub use conn::Conn;
 pub use event_loop::{EventLoop, Stop};
 pub use listener::Listener;
