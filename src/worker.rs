@@ -42,9 +42,9 @@ pub fn run(
     .map_err(|e| format!("cannot set up the Python threads' queue: {e}"))?;
     let app = Arc::new(app);
     let mut threads = Vec::with_capacity(config.threads);
-    for (core, source) in sources.into_iter().enumerate() {
-        let acceptor = Acceptor::new(source)
-            .map_err(|e| format!("cannot set up accepting for a Python thread: {e}"))?;
+    let acceptors = Acceptor::for_threads(sources)
+        .map_err(|e| format!("cannot set up accepting for the Python threads: {e}"))?;
+    for (core, acceptor) in acceptors.into_iter().enumerate() {
         let app = app.clone();
         let handle = std::thread::Builder::new()
             .name(format!("rwsgi-core-{core}"))

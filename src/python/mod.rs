@@ -16,7 +16,7 @@ pub mod start_response;
 use crate::config::Config;
 use crate::dispatch::InFlight;
 use crate::scoreboard::Scoreboard;
-use crate::server::Acceptor;
+use crate::server::acceptor::{Acceptor, Next};
 use pyo3::prelude::*;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -189,32 +189,38 @@ pub fn fork() -> i32 {
 }
 
 /// The body of a Python thread: attach once, then serve requests until the worker stops. The
-/// thread detaches only while it waits for (and accepts and reads) its next request.
+/// thread detaches only when its next request is not already there (it waits for one).
 pub fn serve(app: Arc<App>, mut acceptor: Acceptor, core: usize) {
-    Python::attach(|py| {
-        while let Some(job) = py.detach(|| acceptor.next_job()) {
-            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                respond::handle(py, &app, job, core);
-            }));
-            if served.is_err() {
-                tracing::error!("a request handler panicked on core {core}; the thread goes on");
+    Python::attach(|py| loop {
+        let job = match acceptor.try_next() {
+            Next::Job(job) => job,
+            Next::Done => break,
+            Next::Wait => match py.detach(|| acceptor.wait()) {
+                Some(job) => job,
+                None => continue,
+            },
+        };
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            respond::handle(py, &app, job, core);
+        }));
+        if served.is_err() {
+            tracing::error!("a request handler panicked on core {core}; the thread goes on");
+        }
+        let delta = app
+            .board
+            .worker(app.worker_id)
+            .delta_requests
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(reason) = app.recycle.due(app.worker_id, delta) {
+            let source = acceptor.source();
+            if !source.retire_requested() {
+                tracing::info!(
+                    "...The work of process {} (pid: {}) is done ({reason}). Seeya!",
+                    app.worker_id,
+                    std::process::id()
+                );
             }
-            let delta = app
-                .board
-                .worker(app.worker_id)
-                .delta_requests
-                .load(std::sync::atomic::Ordering::Relaxed);
-            if let Some(reason) = app.recycle.due(app.worker_id, delta) {
-                let source = acceptor.source();
-                if !source.retire_requested() {
-                    tracing::info!(
-                        "...The work of process {} (pid: {}) is done ({reason}). Seeya!",
-                        app.worker_id,
-                        std::process::id()
-                    );
-                }
-                source.request_retire();
-            }
+            source.request_retire();
         }
     });
 }

@@ -1,11 +1,16 @@
 //! How a free Python thread finds its next request: a job the loop queued, or a new connection it
 //! accepts and reads itself.
 //!
-//! Each thread waits in its own epoll set holding the listeners (with `EPOLLEXCLUSIVE`, so a new
-//! connection wakes one waiting thread of one worker process, not all of them), the "jobs ready"
-//! eventfd and the "stopping" eventfd. A thread accepts only when it is free, so the kernel backlog
-//! is the queue and a busy worker leaves connections to the others. Under load a thread goes
-//! straight from closing one connection to accepting the next, without sleeping.
+//! A thread accepts only when it is free, so the kernel backlog is the queue and a busy worker
+//! leaves connections to the others. Under load a thread goes straight from closing one connection
+//! to accepting the next, without sleeping and without letting go of the GIL.
+//!
+//! The threads of a worker share one epoll set holding the listeners (with `EPOLLEXCLUSIVE`, so a
+//! new connection wakes one worker process, not all of them), the "jobs ready" eventfd and the
+//! "stopping" eventfd. One idle thread at a time, the leader, waits on it; the other idle threads
+//! wait for their turn to lead. Woken, the leader takes the GIL before it accepts, and hands the
+//! lead on only once it has a request to serve. So while one thread serves requests back to back,
+//! new connections wake at most the leader, not every idle thread in turn.
 //!
 //! A connection whose packet is not complete after the first read goes to the event loop, which
 //! waits for the rest (up to `--socket-timeout`) without holding a thread.
@@ -17,6 +22,7 @@ use crate::dispatch::{Job, JobSource};
 use crossbeam_channel::TryRecvError;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const JOBS: u64 = u64::MAX;
@@ -34,18 +40,41 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// costs a thread at most this long per real request.
 const PACKET_GRACE: Duration = Duration::from_millis(2);
 
+/// What the threads of one worker share: the epoll set and the right to wait on it.
+struct Lobby {
+    epoll: OwnedFd,
+    lead: Mutex<Lead>,
+    turn: Condvar,
+}
+
+struct Lead {
+    /// A thread is the leader.
+    taken: bool,
+    /// The listeners and the stopping eventfd have left the epoll set (the worker is stopping).
+    deaf: bool,
+}
+
+impl Lobby {
+    fn lead(&self) -> MutexGuard<'_, Lead> {
+        // A poisoned lock only means a thread panicked holding it; the flags are still valid.
+        self.lead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A Python thread's way to its next request.
 pub struct Acceptor {
     source: JobSource,
-    epoll: OwnedFd,
-    /// The listeners (and the stopping eventfd) are in the epoll set.
-    listening: bool,
+    lobby: Arc<Lobby>,
+    /// This thread is the one waiting on the epoll set.
+    leader: bool,
     /// Where the next accept round starts (fairness between several listeners).
     next_listener: usize,
     /// When an accept error was last logged (one line per second at most).
     last_error: Option<Instant>,
     /// The last wait for a packet ran out: skip the wait until a packet arrives whole again.
     grace_spent: bool,
+    /// A connection [`Acceptor::try_next`] accepted whose packet was not there yet.
+    unfinished: Option<Incoming>,
 }
 
 fn epoll_add(epoll: RawFd, fd: RawFd, events: i32, data: u64) -> io::Result<()> {
@@ -72,9 +101,29 @@ enum Accepted {
     Nothing,
 }
 
+/// What [`Acceptor::try_next`] found.
+pub enum Next {
+    Job(Job),
+    /// Nothing now: call [`Acceptor::wait`].
+    Wait,
+    /// The worker is stopping and every request has been taken.
+    Done,
+}
+
+/// What the queue of loop-finished requests had.
+enum Queued {
+    Job(Job),
+    Empty,
+    /// The worker is stopping and the queue is empty.
+    Closed,
+}
+
 impl Acceptor {
-    /// An epoll set for this thread over the source's listeners.
-    pub fn new(source: JobSource) -> io::Result<Acceptor> {
+    /// One acceptor per thread, sharing one epoll set over the sources' listeners.
+    pub fn for_threads(sources: Vec<JobSource>) -> io::Result<Vec<Acceptor>> {
+        let Some(first) = sources.first() else {
+            return Ok(Vec::new());
+        };
         // SAFETY: epoll_create1 with a valid flag; the descriptor is owned from here on.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -83,9 +132,9 @@ impl Acceptor {
         // SAFETY: a new descriptor nothing else owns.
         let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
         let raw = epoll.as_raw_fd();
-        epoll_add(raw, source.shared.jobs_ready.fd(), libc::EPOLLIN, JOBS)?;
-        epoll_add(raw, source.shared.stopping.fd(), libc::EPOLLIN, STOPPING)?;
-        for (i, &listener) in source.listeners.iter().enumerate() {
+        epoll_add(raw, first.shared.jobs_ready.fd(), libc::EPOLLIN, JOBS)?;
+        epoll_add(raw, first.shared.stopping.fd(), libc::EPOLLIN, STOPPING)?;
+        for (i, &listener) in first.listeners.iter().enumerate() {
             epoll_add(
                 raw,
                 listener,
@@ -93,14 +142,26 @@ impl Acceptor {
                 i as u64,
             )?;
         }
-        Ok(Acceptor {
-            source,
+        let lobby = Arc::new(Lobby {
             epoll,
-            listening: true,
-            next_listener: 0,
-            last_error: None,
-            grace_spent: false,
-        })
+            lead: Mutex::new(Lead {
+                taken: false,
+                deaf: false,
+            }),
+            turn: Condvar::new(),
+        });
+        Ok(sources
+            .into_iter()
+            .map(|source| Acceptor {
+                source,
+                lobby: lobby.clone(),
+                leader: false,
+                next_listener: 0,
+                last_error: None,
+                grace_spent: false,
+                unfinished: None,
+            })
+            .collect())
     }
 
     /// The source (for retiring).
@@ -108,37 +169,88 @@ impl Acceptor {
         &self.source
     }
 
-    /// The next request to serve; `None` once the worker stops and the queue is empty. Blocks: a
-    /// Python thread calls it detached.
-    pub fn next_job(&mut self) -> Option<Job> {
-        loop {
-            match self.source.rx.try_recv() {
-                Ok(job) => {
-                    if !self.source.rx.is_empty() {
-                        // Pass the wake-up on: another idle thread can take the next one.
-                        self.source.shared.jobs_ready.poke();
-                    }
-                    return Some(job);
-                }
-                Err(TryRecvError::Disconnected) => {
-                    // Wake the next waiting thread so it sees the end too.
-                    self.source.shared.jobs_ready.poke();
-                    return None;
-                }
-                Err(TryRecvError::Empty) => {}
+    /// The next request if one can be had without waiting: a queued job, or a connection whose
+    /// packet is there. A Python thread calls it attached, so under load it goes from one request
+    /// to the next without giving up the GIL.
+    pub fn try_next(&mut self) -> Next {
+        let next = match self.take_queued() {
+            Queued::Job(job) => Next::Job(job),
+            Queued::Closed => Next::Done,
+            Queued::Empty if self.source.accepting() => match self.accept() {
+                Accepted::Job(job) => Next::Job(job),
+                Accepted::Nothing => Next::Wait,
+            },
+            Queued::Empty => Next::Wait,
+        };
+        if !matches!(next, Next::Wait) {
+            // Busy from here on: another idle thread waits for the next connection.
+            self.resign();
+        }
+        next
+    }
+
+    /// Wait until a request may be there (then [`Acceptor::try_next`] again), or finish reading
+    /// the connection `try_next` accepted before its packet was there. Blocks: a Python thread
+    /// calls it detached.
+    ///
+    /// A thread woken here takes the GIL before it accepts: while another thread is running
+    /// requests back to back it keeps them, and this one accepts only once that thread lets the
+    /// GIL go (the app waits on I/O, or the switch interval runs out). Accepting first would only
+    /// leave the connection waiting for the GIL inside this thread instead of in the backlog, at
+    /// the price of a GIL hand-off per request.
+    pub fn wait(&mut self) -> Option<Job> {
+        if let Some(incoming) = self.unfinished.take() {
+            return self.finish_new(incoming);
+        }
+        if !self.leader {
+            let mut lead = self.lobby.lead();
+            while lead.taken {
+                lead = self
+                    .lobby
+                    .turn
+                    .wait(lead)
+                    .unwrap_or_else(|e| e.into_inner());
             }
-            if self.listening {
-                if !self.source.accepting() {
-                    self.deafen();
-                } else if let Accepted::Job(job) = self.accept() {
-                    return Some(job);
-                }
-            }
-            self.wait();
+            lead.taken = true;
+            self.leader = true;
+        }
+        if !self.source.accepting() {
+            self.deafen();
+        }
+        self.sleep();
+        None
+    }
+
+    /// Let the next idle thread lead.
+    fn resign(&mut self) {
+        if self.leader {
+            self.leader = false;
+            self.lobby.lead().taken = false;
+            self.lobby.turn.notify_one();
         }
     }
 
-    /// Accept from each listener until one yields a complete request or all are empty.
+    fn take_queued(&mut self) -> Queued {
+        match self.source.rx.try_recv() {
+            Ok(job) => {
+                if !self.source.rx.is_empty() {
+                    // Pass the wake-up on: another idle thread can take the next one.
+                    self.source.shared.jobs_ready.poke();
+                }
+                Queued::Job(job)
+            }
+            Err(TryRecvError::Disconnected) => {
+                // Wake the next waiting thread so it sees the end too.
+                self.source.shared.jobs_ready.poke();
+                Queued::Closed
+            }
+            Err(TryRecvError::Empty) => Queued::Empty,
+        }
+    }
+
+    /// Accept from each listener until one yields a complete request or all are empty. A
+    /// connection whose packet is not there yet ends the round: it is kept for
+    /// [`Acceptor::wait`], which waits for it detached.
     fn accept(&mut self) -> Accepted {
         let count = self.source.listeners.len();
         for step in 0..count {
@@ -151,21 +263,18 @@ impl Acceptor {
                         break;
                     }
                 };
+                self.next_listener = (index + 1) % count;
                 let mut incoming =
                     Incoming::new(Conn::new(socket), self.source.limits, self.source.timeout);
-                match self.read_new(&mut incoming) {
+                match incoming.read(self.source.timeout) {
                     Outcome::Ready(head) => {
-                        self.next_listener = (index + 1) % count;
+                        self.grace_spent = false;
                         return Accepted::Job(incoming.into_job(head));
                     }
                     Outcome::Close => {}
                     Outcome::Pending => {
-                        if let Some(incoming) = self.source.hand_off(incoming) {
-                            // The loop is finishing: read the rest here.
-                            if let Some(job) = self.finish_reading(incoming) {
-                                return Accepted::Job(job);
-                            }
-                        }
+                        self.unfinished = Some(incoming);
+                        return Accepted::Nothing;
                     }
                 }
                 if !self.source.accepting() {
@@ -176,25 +285,25 @@ impl Acceptor {
         Accepted::Nothing
     }
 
-    /// Read a connection just accepted, waiting up to [`PACKET_GRACE`] for its packet.
-    fn read_new(&mut self, incoming: &mut Incoming) -> Outcome {
-        let outcome = incoming.read(self.source.timeout);
-        if !matches!(outcome, Outcome::Pending) {
-            self.grace_spent = false;
-            return outcome;
-        }
-        if self.grace_spent {
-            return outcome;
-        }
-        let grace = Instant::now() + PACKET_GRACE;
-        while incoming.conn.wait_readable(grace).is_ok() {
-            match incoming.read(self.source.timeout) {
-                Outcome::Pending => {}
-                outcome => return outcome,
+    /// A connection just accepted whose packet is not all there: wait up to [`PACKET_GRACE`] for
+    /// it, then hand it to the loop.
+    fn finish_new(&mut self, mut incoming: Incoming) -> Option<Job> {
+        if !self.grace_spent {
+            let grace = Instant::now() + PACKET_GRACE;
+            while incoming.conn.wait_readable(grace).is_ok() {
+                match incoming.read(self.source.timeout) {
+                    Outcome::Pending => {}
+                    Outcome::Ready(head) => return Some(incoming.into_job(head)),
+                    Outcome::Close => return None,
+                }
             }
+            self.grace_spent = true;
         }
-        self.grace_spent = true;
-        Outcome::Pending
+        match self.source.hand_off(incoming) {
+            None => None,
+            // The loop is finishing: read the rest here.
+            Some(incoming) => self.finish_reading(incoming),
+        }
     }
 
     fn accept_failed(&mut self, index: usize, e: &io::Error) {
@@ -217,7 +326,7 @@ impl Acceptor {
             std::thread::sleep(ACCEPT_BACKOFF);
         } else {
             // The listener itself is unusable (closed at shutdown): stop watching it.
-            epoll_del(self.epoll.as_raw_fd(), self.source.listeners[index]);
+            epoll_del(self.lobby.epoll.as_raw_fd(), self.source.listeners[index]);
         }
     }
 
@@ -235,21 +344,26 @@ impl Acceptor {
         }
     }
 
-    /// Stop watching the listeners and the stopping signal.
-    fn deafen(&mut self) {
-        let epoll = self.epoll.as_raw_fd();
+    /// Take the listeners and the stopping signal out of the epoll set (once per worker).
+    fn deafen(&self) {
+        let mut lead = self.lobby.lead();
+        if lead.deaf {
+            return;
+        }
+        let epoll = self.lobby.epoll.as_raw_fd();
         for &listener in self.source.listeners.iter() {
             epoll_del(epoll, listener);
         }
         epoll_del(epoll, self.source.shared.stopping.fd());
-        self.listening = false;
+        lead.deaf = true;
     }
 
     /// Sleep until a listener, the queue or the stop signal has something.
-    fn wait(&mut self) {
+    fn sleep(&mut self) {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
-        // SAFETY: epoll_wait on our epoll descriptor into a valid array of 8 events.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 8, -1) };
+        // SAFETY: epoll_wait on the lobby's epoll descriptor into a valid array of 8 events.
+        let n =
+            unsafe { libc::epoll_wait(self.lobby.epoll.as_raw_fd(), events.as_mut_ptr(), 8, -1) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -262,5 +376,11 @@ impl Acceptor {
         if ready.iter().any(|e| e.u64 == JOBS) {
             self.source.shared.jobs_ready.clear();
         }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.resign();
     }
 }
