@@ -16,6 +16,7 @@ Each route is a case the end-to-end tests drive (tests/e2e/test_errors.py and fr
   /exc-info           calls start_response twice, the second time with exc_info
   /pid[?s=N]          os.getpid(), after sleeping N seconds (default 0)
   /threads            the current thread's name
+  /spin?s=N           keeps the CPU busy in Python for N seconds (at most 60), never sleeping
 
 A path under /tls/ is routed like the path without that prefix: the test nginx
 config mounts a location there that tells the app the request came over HTTPS.
@@ -120,6 +121,15 @@ def thread_name(environ, start_response):
     return [threading.current_thread().name.encode()]
 
 
+def spin(environ, start_response):
+    end = time.monotonic() + min(float(_query(environ).get("s", ["0"])[0]), 60.0)
+    loops = 0
+    while time.monotonic() < end:
+        loops += 1
+    start_response("200 OK", list(TEXT))
+    return [str(loops).encode()]
+
+
 ROUTES = {
     "/": hello,
     "/hello": hello,
@@ -135,6 +145,7 @@ ROUTES = {
     "/exc-info": exc_info,
     "/pid": pid,
     "/threads": thread_name,
+    "/spin": spin,
 }
 
 

@@ -7,10 +7,22 @@
 //!
 //! The threads of a worker share one epoll set holding the listeners (with `EPOLLEXCLUSIVE`, so a
 //! new connection wakes one worker process, not all of them), the "jobs ready" eventfd and the
-//! "stopping" eventfd. One idle thread at a time, the leader, waits on it; the other idle threads
-//! wait for their turn to lead. Woken, the leader takes the GIL before it accepts, and hands the
-//! lead on only once it has a request to serve. So while one thread serves requests back to back,
-//! new connections wake at most the leader, not every idle thread in turn.
+//! "stopping" eventfd. One thread, the leader, waits on it; woken, it takes the GIL before it
+//! accepts, and it stays the leader while it serves: most requests are short, and once it is done
+//! it accepts the next connection itself, exactly as a single-threaded worker would, with no other
+//! thread woken. The leader's deputy checks every millisecond on a leader busy with one request:
+//! once the leader has slept in the kernel (the app waits on I/O) for [`TAKE_OVER_AFTER`], or run
+//! for [`SWITCH_AFTER`] (a long request should not hold up short ones that another thread could
+//! interleave under the GIL), the deputy takes the lead and accepts the next connection, so
+//! threads still overlap blocking requests. The other idle threads sleep until they are needed as
+//! deputy; the deputy rests too once no request has come for [`DEPUTY_RESTS_AFTER`] polls, so an
+//! idle worker makes no wake-ups.
+//!
+//! Once leaders were found asleep in a request twice within [`EAGER_FOR`], the worker turns eager
+//! for that long: the leader hands the lead to its deputy as soon as it takes a request, so with
+//! an app that blocks the next connection is accepted at once, as uWSGI's threads do, instead of a
+//! millisecond later. That costs a wake-up per request, which is what the sticky lead saves for
+//! short requests.
 //!
 //! A connection whose packet is not complete after the first read goes to the event loop, which
 //! waits for the rest (up to `--socket-timeout`) without holding a thread.
@@ -40,18 +52,59 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// costs a thread at most this long per real request.
 const PACKET_GRACE: Duration = Duration::from_millis(2);
 
-/// What the threads of one worker share: the epoll set and the right to wait on it.
+/// How long the leader may be busy with one request before its deputy takes the lead.
+const TAKE_OVER_AFTER: Duration = Duration::from_millis(1);
+
+/// How long the leader may run one request before its deputy takes the lead anyway.
+const SWITCH_AFTER: Duration = Duration::from_millis(20);
+
+/// How long a worker stays eager after a request blocked.
+const EAGER_FOR: Duration = Duration::from_secs(10);
+
+/// How often the deputy looks at the leader.
+const DEPUTY_POLL: Duration = Duration::from_millis(1);
+
+/// Polls without a new request after which the deputy rests until the leader wakes it.
+const DEPUTY_RESTS_AFTER: u32 = 100;
+
+/// What the threads of one worker share: the epoll set and who waits on it.
 struct Lobby {
     epoll: OwnedFd,
+    threads: usize,
     lead: Mutex<Lead>,
-    turn: Condvar,
+    /// The deputy waits here.
+    deputy_turn: Condvar,
+    /// Threads that are neither leader nor deputy wait here.
+    followers: Condvar,
 }
 
 struct Lead {
-    /// A thread is the leader.
-    taken: bool,
+    leader: Option<usize>,
+    /// The leader's kernel thread id (to see whether it sleeps).
+    leader_tid: libc::pid_t,
+    /// When the leader took the request it is serving (`None` while it waits on the epoll set).
+    busy_since: Option<Instant>,
+    /// Requests the leader has taken (the deputy rests when this stops moving).
+    taken: u64,
+    deputy: Option<usize>,
+    /// The deputy sleeps without a timeout: the leader wakes it when it takes a request.
+    deputy_resting: bool,
+    /// Until when the leader hands the lead on as soon as it takes a request.
+    eager_until: Option<Instant>,
+    /// When a deputy last took over from a leader found asleep.
+    last_takeover: Option<Instant>,
     /// The listeners and the stopping eventfd have left the epoll set (the worker is stopping).
     deaf: bool,
+}
+
+impl Lead {
+    fn eager(&self) -> bool {
+        self.eager_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn turn_eager(&mut self) {
+        self.eager_until = Some(Instant::now() + EAGER_FOR);
+    }
 }
 
 impl Lobby {
@@ -65,7 +118,10 @@ impl Lobby {
 pub struct Acceptor {
     source: JobSource,
     lobby: Arc<Lobby>,
-    /// This thread is the one waiting on the epoll set.
+    /// This thread's number among the worker's threads.
+    id: usize,
+    /// This thread was the leader when it last left [`Acceptor::wait`] (its deputy may have taken
+    /// the lead since).
     leader: bool,
     /// Where the next accept round starts (fairness between several listeners).
     next_listener: usize,
@@ -144,17 +200,28 @@ impl Acceptor {
         }
         let lobby = Arc::new(Lobby {
             epoll,
+            threads: sources.len(),
             lead: Mutex::new(Lead {
-                taken: false,
+                leader: None,
+                leader_tid: 0,
+                busy_since: None,
+                taken: 0,
+                deputy: None,
+                deputy_resting: false,
+                eager_until: None,
+                last_takeover: None,
                 deaf: false,
             }),
-            turn: Condvar::new(),
+            deputy_turn: Condvar::new(),
+            followers: Condvar::new(),
         });
         Ok(sources
             .into_iter()
-            .map(|source| Acceptor {
+            .enumerate()
+            .map(|(id, source)| Acceptor {
                 source,
                 lobby: lobby.clone(),
+                id,
                 leader: false,
                 next_listener: 0,
                 last_error: None,
@@ -182,11 +249,45 @@ impl Acceptor {
             },
             Queued::Empty => Next::Wait,
         };
-        if !matches!(next, Next::Wait) {
-            // Busy from here on: another idle thread waits for the next connection.
-            self.resign();
+        match next {
+            Next::Job(_) => self.took_job(),
+            Next::Done => self.resign(),
+            Next::Wait => {}
         }
         next
+    }
+
+    /// This thread is about to serve a request.
+    fn took_job(&mut self) {
+        if self.lobby.threads > 1 && self.leader {
+            self.mark_busy();
+        }
+    }
+
+    /// The leader took a request: start the deputy's clock, or hand the lead on at once when
+    /// eager.
+    fn mark_busy(&mut self) {
+        let mut lead = self.lobby.lead();
+        if lead.leader != Some(self.id) {
+            self.leader = false;
+            return;
+        }
+        lead.taken += 1;
+        if lead.eager() {
+            lead.leader = None;
+            lead.busy_since = None;
+            self.leader = false;
+            lead.deputy_resting = false;
+            self.lobby.deputy_turn.notify_one();
+            if lead.deputy.is_none() {
+                self.lobby.followers.notify_one();
+            }
+            return;
+        }
+        lead.busy_since = Some(Instant::now());
+        if std::mem::take(&mut lead.deputy_resting) {
+            self.lobby.deputy_turn.notify_one();
+        }
     }
 
     /// Wait until a request may be there (then [`Acceptor::try_next`] again), or finish reading
@@ -200,20 +301,13 @@ impl Acceptor {
     /// the price of a GIL hand-off per request.
     pub fn wait(&mut self) -> Option<Job> {
         if let Some(incoming) = self.unfinished.take() {
-            return self.finish_new(incoming);
-        }
-        if !self.leader {
-            let mut lead = self.lobby.lead();
-            while lead.taken {
-                lead = self
-                    .lobby
-                    .turn
-                    .wait(lead)
-                    .unwrap_or_else(|e| e.into_inner());
+            let job = self.finish_new(incoming);
+            if job.is_some() {
+                self.took_job();
             }
-            lead.taken = true;
-            self.leader = true;
+            return job;
         }
+        self.lead();
         if !self.source.accepting() {
             self.deafen();
         }
@@ -221,13 +315,98 @@ impl Acceptor {
         None
     }
 
-    /// Let the next idle thread lead.
-    fn resign(&mut self) {
-        if self.leader {
-            self.leader = false;
-            self.lobby.lead().taken = false;
-            self.lobby.turn.notify_one();
+    /// Become the leader: at once if there is none, else as deputy when the leader has been busy
+    /// too long. Returns once this thread leads.
+    fn lead(&mut self) {
+        let lobby = self.lobby.clone();
+        let mut lead = lobby.lead();
+        let mut seen = lead.taken;
+        let mut quiet_polls = 0;
+        loop {
+            match lead.leader {
+                None => break,
+                Some(leader) if leader == self.id => break,
+                Some(_) => {}
+            }
+            match lead.deputy {
+                None => lead.deputy = Some(self.id),
+                Some(deputy) if deputy == self.id => {}
+                Some(_) => {
+                    lead = lobby
+                        .followers
+                        .wait(lead)
+                        .unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+            }
+            if let Some(busy) = lead.busy_since.map(|t| t.elapsed()) {
+                if busy >= TAKE_OVER_AFTER && thread_sleeps(lead.leader_tid) {
+                    // One take-over can be a fluke (threads starting up contend for the GIL);
+                    // a second within EAGER_FOR means the app's requests block.
+                    let now = Instant::now();
+                    if lead.last_takeover.is_some_and(|t| now - t < EAGER_FOR) {
+                        if !lead.eager() {
+                            tracing::debug!("requests block: threads take the lead eagerly");
+                        }
+                        lead.turn_eager();
+                    }
+                    lead.last_takeover = Some(now);
+                    break;
+                }
+                if busy >= SWITCH_AFTER {
+                    tracing::debug!("the leader ran one request for {busy:?}: its deputy leads");
+                    break;
+                }
+            }
+            if lead.taken != seen {
+                seen = lead.taken;
+                quiet_polls = 0;
+            }
+            if quiet_polls < DEPUTY_RESTS_AFTER {
+                quiet_polls += 1;
+                lead = lobby
+                    .deputy_turn
+                    .wait_timeout(lead, DEPUTY_POLL)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            } else {
+                lead.deputy_resting = true;
+                lead = lobby
+                    .deputy_turn
+                    .wait(lead)
+                    .unwrap_or_else(|e| e.into_inner());
+                lead.deputy_resting = false;
+                quiet_polls = 0;
+            }
         }
+        lead.leader = Some(self.id);
+        // SAFETY: gettid has no preconditions.
+        lead.leader_tid = unsafe { libc::gettid() };
+        lead.busy_since = None;
+        if lead.deputy == Some(self.id) {
+            // A follower becomes the new deputy.
+            lead.deputy = None;
+            lobby.followers.notify_one();
+        }
+        self.leader = true;
+    }
+
+    /// Leave the lead and the deputy's place (the thread exits).
+    fn resign(&mut self) {
+        let mut lead = self.lobby.lead();
+        if lead.leader == Some(self.id) {
+            lead.leader = None;
+            lead.busy_since = None;
+            // The deputy (or, without one, a follower) takes the lead. Only an exiting thread
+            // resigns, so waking every follower costs nothing that matters.
+            self.lobby.deputy_turn.notify_one();
+            self.lobby.followers.notify_all();
+        }
+        if lead.deputy == Some(self.id) {
+            lead.deputy = None;
+            self.lobby.followers.notify_one();
+        }
+        self.leader = false;
     }
 
     fn take_queued(&mut self) -> Queued {
@@ -383,4 +562,17 @@ impl Drop for Acceptor {
     fn drop(&mut self) {
         self.resign();
     }
+}
+
+/// Whether thread `tid` of this process is asleep in the kernel (waiting on I/O, a lock or a
+/// timer) rather than running or ready to run: the state letter in `/proc/self/task/TID/stat`.
+fn thread_sleeps(tid: libc::pid_t) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain anything.
+    let Some(end) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    matches!(stat.get(end + 2), Some(b'S' | b'D'))
 }

@@ -2,6 +2,7 @@
 request; a packet that arrives in pieces is finished by the event loop and queued back; a busy
 worker leaves new connections to a free one."""
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,3 +72,56 @@ def test_busy_worker_leaves_new_connections_to_the_free_one(server):
     assert len(pids) == 2, f"both slow requests ran in worker {pids}"
     # Side by side: well under the 3 s that running one after the other would take.
     assert elapsed < 2.8, f"two 1.5 s requests took {elapsed:.2f} s"
+
+
+def test_blocking_requests_overlap_on_threads(server):
+    """8 threads, 8 requests that each sleep 0.5 s: they run side by side, not one after another."""
+    srv = server("--wsgi-file", BEHAVIOUR, "--threads", "8")
+    srv.assert_serves("/hello")
+    for _ in range(2):
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: wire.get(srv.address, "/sleep", "s=0.5"), range(8)))
+        elapsed = time.monotonic() - t0
+        assert all(wire.split_response(r)[0].endswith("200 OK") for r in replies)
+        # Serially this is 4 s; side by side 0.5 s plus the time to take each connection over.
+        assert elapsed < 2.0, f"8 sleeping requests on 8 threads took {elapsed:.2f} s"
+
+
+def test_a_long_cpu_request_does_not_hold_up_a_short_one(server):
+    """2 threads: while one spins in Python for 3 s, a short request is answered long before the
+    spin ends (the other thread takes the connection and the GIL is shared)."""
+    srv = server("--wsgi-file", BEHAVIOUR, "--threads", "2")
+    srv.assert_serves("/hello")
+    with ThreadPoolExecutor(1) as pool:
+        spinning = pool.submit(wire.get, srv.address, "/spin", "s=3", 15.0)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        short = wire.get(srv.address, "/hello")
+        elapsed = time.monotonic() - t0
+        assert wire.split_response(short)[2] == b"Hello World\n"
+        assert not spinning.done(), "the spin ended before the short request was answered"
+        assert elapsed < 2.0, f"the short request waited {elapsed:.2f} s behind the spin"
+        assert wire.split_response(spinning.result())[0].endswith("200 OK")
+
+
+def voluntary_switches(pid):
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches"):
+                    total += int(line.split()[1])
+    return total
+
+
+def test_an_idle_worker_with_threads_makes_no_wakeups(server):
+    """After some traffic, an idle worker's threads all sleep: nobody polls."""
+    srv = server("--wsgi-file", HELLO, "--threads", "8")
+    for _ in range(50):
+        srv.assert_serves()
+    time.sleep(1.0)
+    before = voluntary_switches(srv.pid)
+    time.sleep(1.0)
+    woke = voluntary_switches(srv.pid) - before
+    assert woke < 20, f"an idle worker's threads woke {woke} times in 1 s"
