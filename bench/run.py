@@ -540,6 +540,8 @@ def main():
     # A shell that starts us in the background leaves SIGINT ignored, and ignored
     # signals survive exec: give the servers a default disposition to start from.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the finally blocks stop nginx and the servers.
+    signal.signal(signal.SIGTERM, interrupted)
 
     q = opts.quick
     contenders = csv(opts.contenders, ALL_CONTENDERS, "contender")
@@ -873,6 +875,10 @@ def report(summary, apps, configs, transports, contenders, with_ceiling, failed,
         for c, why in failed.items():
             lines.append(f"- **{c}**: {why}")
     return "\n".join(lines)
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def targets(summary, apps, configs, transports):
