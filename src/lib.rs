@@ -24,6 +24,7 @@ pub mod config;
 pub mod dispatch;
 pub mod log;
 pub mod master;
+pub mod privileges;
 pub mod protocol;
 pub mod python;
 pub mod scoreboard;

@@ -4,7 +4,7 @@ use rwsgi::config::{self, Config};
 use rwsgi::master::{self, LISTEN_FDS_ENV};
 use rwsgi::scoreboard::Scoreboard;
 use rwsgi::server::{Listener, Stop};
-use rwsgi::{log, python, worker};
+use rwsgi::{log, privileges, python, worker};
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +15,12 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(e) => e.exit(),
     };
+    if let Some(path) = &config.logto {
+        if let Err(e) = privileges::log_to(path) {
+            eprintln!("rwsgi: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     log::init();
     for w in warnings {
         tracing::warn!("{w}");
@@ -85,6 +91,9 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
                 "uwsgi socket {i} bound to {spec} fd {} (backlog {backlog})",
                 l.fd()
             );
+            if let (Some(owner), config::SocketSpec::Unix(path)) = (&config.chown_socket, spec) {
+                privileges::chown(path, owner)?;
+            }
             Ok(l)
         })
         .collect()
@@ -94,8 +103,19 @@ fn run(config: &Config, argv: Vec<OsString>) -> Result<(), String> {
     raise_nofile_limit();
     let listeners = listeners(config)?;
     if let Some(pidfile) = &config.pidfile {
-        std::fs::write(pidfile, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("--pidfile {}: {e}", pidfile.display()))?;
+        let pid = format!("{}\n", std::process::id());
+        if let Err(e) = std::fs::write(pidfile, &pid) {
+            // A reload re-executes the master under the same pid, maybe without the rights that
+            // wrote the file (--uid): what the file holds is still right.
+            if std::fs::read_to_string(pidfile).ok().as_deref() != Some(pid.as_str()) {
+                return Err(format!("--pidfile {}: {e}", pidfile.display()));
+            }
+        }
+    }
+    // Bound and written as root; from here on (Python, the app, every worker) as the given user.
+    privileges::drop_to(config.uid.as_deref(), config.gid.as_deref())?;
+    if let Some(path) = &config.logto2 {
+        privileges::log_to(path)?;
     }
     let result = if config.master {
         master::run(config, listeners, argv)

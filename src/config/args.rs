@@ -50,6 +50,10 @@ pub struct Args {
     #[arg(long, help_heading = "Sockets")]
     pub vacuum: bool,
 
+    /// chown the unix socket after binding it: USER or USER:GROUP (names or numbers).
+    #[arg(long, value_name = "USER[:GROUP]", help_heading = "Sockets")]
+    pub chown_socket: Option<String>,
+
     /// Seconds a connection may stay silent while its request is read or its response written.
     #[arg(
         short = 'z',
@@ -220,6 +224,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Processes")]
     pub pidfile: Option<PathBuf>,
 
+    /// Run as this user (name or number) once the sockets are bound; needs root to start.
+    #[arg(long, value_name = "USER", help_heading = "Processes")]
+    pub uid: Option<String>,
+
+    /// Run as this group (name or number) once the sockets are bound; needs root to start.
+    #[arg(long, value_name = "GROUP", help_heading = "Processes")]
+    pub gid: Option<String>,
+
     /// Reload gracefully when this file's modification time changes (repeatable).
     #[arg(long, value_name = "FILE", help_heading = "Processes")]
     pub touch_reload: Vec<PathBuf>,
@@ -244,6 +256,14 @@ pub struct Args {
     #[arg(short = 'L', long, help_heading = "Monitoring")]
     pub disable_logging: bool,
 
+    /// Append the log (and the app's stdout and stderr) to this file instead of stderr.
+    #[arg(long, value_name = "FILE", help_heading = "Monitoring")]
+    pub logto: Option<PathBuf>,
+
+    /// Like --logto, but the file is opened after --uid/--gid take effect, as that user.
+    #[arg(long, value_name = "FILE", help_heading = "Monitoring")]
+    pub logto2: Option<PathBuf>,
+
     /// Accepted for uWSGI configs: Python threads are always enabled.
     #[arg(short = 'T', long, help_heading = "Compatibility")]
     pub enable_threads: bool,
@@ -252,7 +272,8 @@ pub struct Args {
     #[arg(long, help_heading = "Compatibility")]
     pub single_interpreter: bool,
 
-    /// Accepted for uWSGI configs: accept is already serialised by the event loop.
+    /// Accepted for uWSGI configs: one waiting thread per worker accepts, and a connection wakes
+    /// one worker.
     #[arg(long, help_heading = "Compatibility")]
     pub thunder_lock: bool,
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub sockets: Vec<SocketSpec>,
     pub listen: i32,
     pub chmod_socket: Option<u32>,
+    /// `--chown-socket USER[:GROUP]`, as given.
+    pub chown_socket: Option<String>,
     pub vacuum: bool,
     pub socket_timeout: Duration,
     pub limits: Limits,
@@ -52,6 +54,12 @@ pub struct Config {
     pub min_worker_lifetime: Duration,
     pub reload_mercy: Duration,
     pub pidfile: Option<PathBuf>,
+    /// `--uid` and `--gid`, as given (names or numbers).
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    /// `--logto` (opened at start) and `--logto2` (opened after dropping privileges).
+    pub logto: Option<PathBuf>,
+    pub logto2: Option<PathBuf>,
     pub touch_reload: Vec<PathBuf>,
     pub stats: Option<String>,
     pub stats_http: bool,
@@ -209,6 +217,7 @@ impl Config {
             sockets,
             listen: args.listen.max(1),
             chmod_socket,
+            chown_socket: args.chown_socket,
             vacuum: args.vacuum,
             socket_timeout: Duration::from_secs(args.socket_timeout.max(1)),
             limits,
@@ -239,6 +248,10 @@ impl Config {
             min_worker_lifetime: Duration::from_secs(args.min_worker_lifetime),
             reload_mercy: Duration::from_secs(args.reload_mercy),
             pidfile: args.pidfile,
+            uid: args.uid,
+            gid: args.gid,
+            logto: args.logto,
+            logto2: args.logto2,
             touch_reload: args.touch_reload,
             stats: args.stats,
             stats_http: args.stats_http,
@@ -324,8 +337,8 @@ mod tests {
         let (c, w) = load_args(&[
             "--socket",
             ":3031",
-            "--uid",
-            "www-data",
+            "--mount",
+            "/app=app.py",
             "--module",
             "m",
             "--harakiri-verbose",
@@ -335,7 +348,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.threads, 2);
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("--uid"));
+        assert!(w[0].contains("--mount"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 """The request log line keeps uWSGI's format (reference §3.5): people grep it and parse it."""
 
 import re
+import time
 
 import uwsgi_wire as wire
 from harness import example
@@ -60,3 +61,26 @@ def test_request_log_line_for_a_post_and_an_error(stack):
     assert s.server.wait_for_log(line_re("GET", "/raise", status=500)), s.server.log()
     assert s.get("/nope").status == 404
     assert s.server.wait_for_log(line_re("GET", "/nope", status=404)), s.server.log()
+
+
+def test_logto_sends_the_log_and_the_apps_output_to_a_file(server, tmp_path):
+    logfile = tmp_path / "rwsgi.log"
+    logfile.write_bytes(b"an earlier line\n")
+    srv = server("--wsgi-file", BEHAVIOUR, "--logto", logfile)
+    srv.assert_serves("/hello")
+    assert wire.split_response(wire.get(srv.address, "/raise"))[0].endswith("500 Internal Server Error")
+    deadline = time.monotonic() + 5
+    text = ""
+    while time.monotonic() < deadline:
+        text = logfile.read_text()
+        if line_re("GET", "/raise", status=500).search(text):
+            break
+        time.sleep(0.05)
+    assert text.startswith("an earlier line\n"), "--logto must append, not truncate"
+    assert "WSGI app 0 (mountpoint='') ready" in text
+    assert line_re("GET", "/hello").search(text), text
+    assert "Traceback (most recent call last)" in text, "the app's traceback goes to the file too"
+    assert line_re("GET", "/raise", status=500).search(text), text
+    # Nothing but the command line the harness wrote reaches the server's own stderr.
+    stderr = srv.log_path.read_text().splitlines()
+    assert stderr[1:] == [], stderr
