@@ -17,6 +17,22 @@ fn require_root() {
     );
 }
 
+/// Run test `name` alone in a fresh copy of this binary, as the child; its stdout.
+fn run_child(name: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// The child's report: from `marker` to the end of its line (the test runner may print its own
 /// progress on the same line).
 fn after<'a>(stdout: &'a str, marker: &str) -> &'a str {
@@ -75,22 +91,7 @@ fn drop_to_nobody_changes_every_id_for_good() {
         return;
     }
     require_root();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "drop_to_nobody_changes_every_id_for_good",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_child("drop_to_nobody_changes_every_id_for_good");
     let line = after(&stdout, "IDS ");
     let (uid, gid) = nobody();
     assert!(
@@ -114,17 +115,7 @@ fn without_root_only_the_current_identity_is_accepted() {
         return;
     }
     require_root();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "without_root_only_the_current_identity_is_accepted",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = run_child("without_root_only_the_current_identity_is_accepted");
     let line = after(&stdout, "SAME ");
     assert!(line.starts_with("SAME Ok(()) OTHER Err("), "{line}");
     assert!(line.contains("need root"), "{line}");
