@@ -101,6 +101,10 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
 
 fn run(config: &Config, argv: Vec<OsString>) -> Result<(), String> {
     raise_nofile_limit();
+    if let Some(mask) = config.umask {
+        // SAFETY: umask has no preconditions.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
     let listeners = listeners(config)?;
     if let Some(pidfile) = &config.pidfile {
         let pid = format!("{}\n", std::process::id());

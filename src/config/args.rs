@@ -220,6 +220,10 @@ pub struct Args {
     )]
     pub reload_mercy: u64,
 
+    /// File mode creation mask (octal), set before the sockets are bound and the app loads.
+    #[arg(long, value_name = "MASK", help_heading = "Processes")]
+    pub umask: Option<String>,
+
     /// Write the master's pid to this file.
     #[arg(long, value_name = "FILE", help_heading = "Processes")]
     pub pidfile: Option<PathBuf>,
@@ -252,9 +256,30 @@ pub struct Args {
     #[arg(long, help_heading = "Monitoring")]
     pub memory_report: bool,
 
-    /// Do not write the request log line.
+    /// Do not write the request log line (but see --log-4xx, --log-5xx, --log-slow, --log-big,
+    /// --log-zero).
     #[arg(short = 'L', long, help_heading = "Monitoring")]
     pub disable_logging: bool,
+
+    /// With --disable-logging, still log requests answered 4xx.
+    #[arg(long, help_heading = "Monitoring")]
+    pub log_4xx: bool,
+
+    /// With --disable-logging, still log requests answered 5xx.
+    #[arg(long, help_heading = "Monitoring")]
+    pub log_5xx: bool,
+
+    /// With --disable-logging, still log requests that took longer than this many milliseconds.
+    #[arg(long, value_name = "MSECS", help_heading = "Monitoring")]
+    pub log_slow: Option<u64>,
+
+    /// With --disable-logging, still log responses larger than this many bytes.
+    #[arg(long, value_name = "BYTES", help_heading = "Monitoring")]
+    pub log_big: Option<u64>,
+
+    /// With --disable-logging, still log responses without a body.
+    #[arg(long, help_heading = "Monitoring")]
+    pub log_zero: bool,
 
     /// Append the log (and the app's stdout and stderr) to this file instead of stderr.
     #[arg(long, value_name = "FILE", help_heading = "Monitoring")]

@@ -23,12 +23,11 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 #[rustfmt::skip]
 const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "http", "http-socket", "https", "fastcgi-socket", "protocol", "socket-protocol",
-    "shared-socket", "umask", "plugin", "plugins", "need-plugin",
+    "shared-socket", "plugin", "plugins", "need-plugin",
     "plugin-dir", "harakiri-verbose", "harakiri-graceful-timeout", "harakiri-graceful-signal",
     "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as", "safe-pidfile", "pidfile2",
     "daemonize", "manage-script-name", "mount", "max-vars", "log-format", "log-date", "logdate",
-    "log-x-forwarded-for", "log-master", "log-maxsize",
-    "log-reopen", "log-4xx", "log-5xx", "log-slow", "req-logger", "logger", "wsgi-env-behavior",
+    "log-x-forwarded-for", "log-master", "log-maxsize", "log-reopen", "req-logger", "logger", "wsgi-env-behavior",
     "wsgi-env-behaviour", "py-call-osafterfork", "close-on-exec", "catch-exceptions",
     "wsgi-disable-file-wrapper", "py-autoreload", "python-autoreload", "py-tracebacker",
     "ignore-sigpipe", "ignore-write-errors", "disable-write-exception", "strict", "lazy", "cheaper",

@@ -64,7 +64,38 @@ pub struct Config {
     pub stats: Option<String>,
     pub stats_http: bool,
     pub memory_report: bool,
-    pub logging: bool,
+    pub logging: LogRules,
+    /// `--umask`, parsed.
+    pub umask: Option<u32>,
+}
+
+/// Which requests get a log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogRules {
+    /// Every request (no `--disable-logging`).
+    pub all: bool,
+    pub status_4xx: bool,
+    pub status_5xx: bool,
+    pub slower_than_ms: Option<u64>,
+    pub bigger_than: Option<u64>,
+    pub empty_body: bool,
+}
+
+impl LogRules {
+    /// Whether a request with this outcome is logged.
+    pub fn wants(&self, status: u16, msecs: u128, body_bytes: u64) -> bool {
+        self.all
+            || (self.status_4xx && (400..500).contains(&status))
+            || (self.status_5xx && (500..600).contains(&status))
+            || self.slower_than_ms.is_some_and(|ms| msecs > u128::from(ms))
+            || self.bigger_than.is_some_and(|big| body_bytes > big)
+            || (self.empty_body && body_bytes == 0)
+    }
+
+    /// Whether any request can be logged.
+    pub fn any(&self) -> bool {
+        *self != LogRules::default()
+    }
 }
 
 /// A configuration that cannot run.
@@ -165,6 +196,16 @@ impl Config {
                     })
             })
             .transpose()?;
+        let umask = args
+            .umask
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| ConfigError(format!("--umask {m:?} is not an octal mask")))
+            })
+            .transpose()?;
         let app = match (&args.wsgi_file, &args.module) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError(
@@ -256,7 +297,15 @@ impl Config {
             stats: args.stats,
             stats_http: args.stats_http,
             memory_report: args.memory_report,
-            logging: !args.disable_logging,
+            logging: LogRules {
+                all: !args.disable_logging,
+                status_4xx: args.log_4xx,
+                status_5xx: args.log_5xx,
+                slower_than_ms: args.log_slow,
+                bigger_than: args.log_big,
+                empty_body: args.log_zero,
+            },
+            umask,
         })
     }
 }
@@ -294,7 +343,7 @@ mod tests {
         assert_eq!(c.threads, 8);
         assert_eq!(c.chmod_socket, Some(0o660));
         assert_eq!(c.limits.buffer_size, 32768);
-        assert!(c.vacuum && !c.logging);
+        assert!(c.vacuum && !c.logging.any());
         assert_eq!(
             c.app,
             Some(AppSpec::File {
@@ -349,6 +398,37 @@ mod tests {
         assert_eq!(c.threads, 2);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("--mount"));
+    }
+
+    #[test]
+    fn log_rules_pick_requests_when_logging_is_off() {
+        let (c, _) = load_args(&[
+            "--socket",
+            ":1",
+            "--module",
+            "m",
+            "-L",
+            "--log-4xx",
+            "--log-slow",
+            "100",
+            "--log-big",
+            "1000",
+            "--umask",
+            "027",
+        ])
+        .unwrap();
+        let rules = c.logging;
+        assert!(!rules.all && rules.any());
+        assert!(!rules.wants(200, 5, 10));
+        assert!(rules.wants(404, 5, 10));
+        assert!(!rules.wants(500, 5, 10), "--log-5xx was not given");
+        assert!(rules.wants(200, 101, 10) && !rules.wants(200, 100, 10));
+        assert!(rules.wants(200, 5, 1001) && !rules.wants(200, 5, 1000));
+        assert!(!rules.wants(200, 5, 0), "--log-zero was not given");
+        assert_eq!(c.umask, Some(0o027));
+        let (c, _) = load_args(&["--socket", ":1", "--module", "m"]).unwrap();
+        assert!(c.logging.all && c.logging.wants(200, 0, 0));
+        assert!(load_args(&["--socket", ":1", "--module", "m", "--umask", "8"]).is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct App {
     pub callable: Option<Py<PyAny>>,
     pub environ: environ::EnvironTemplate,
     pub timeout: Duration,
-    pub logging: bool,
+    pub logging: crate::config::LogRules,
     /// Requests served by this process.
     pub requests: AtomicU64,
     /// Counters shared with the master.

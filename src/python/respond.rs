@@ -169,7 +169,8 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
     };
     let total_requests = app.board.totals().requests.fetch_add(1, Ordering::Relaxed) + 1;
     let worker_requests = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    if app.logging {
+    let msecs = accepted.elapsed().as_millis();
+    if app.logging.wants(status, msecs, body_bytes) {
         let uri_owned;
         let uri = if seen.uri.is_empty() && !seen.query_string.is_empty() {
             uri_owned = [seen.path_info, b"?", seen.query_string].concat();
@@ -190,7 +191,7 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             method: seen.method,
             uri,
             body_bytes,
-            msecs: accepted.elapsed().as_millis(),
+            msecs,
             sendfile,
             protocol: seen.protocol.unwrap_or(b""),
             status,

@@ -48,3 +48,10 @@ def test_uid_gid_drop_before_the_app_runs_in_every_process(server):
     assert worker["Uid"] == [str(nobody)] * 4 and worker["Gid"] == [str(nogroup)] * 4, worker
     log = srv.log()
     assert "setgid() to %d" % nogroup in log and "setuid() to %d" % nobody in log, log
+
+
+def test_umask_applies_to_the_socket_and_the_app(server):
+    srv = server("--wsgi-file", WHOAMI, "--umask", "027", transport="unix")
+    mode = os.stat(srv.address).st_mode & 0o777
+    assert mode == 0o750, oct(mode)
+    assert wire.split_response(wire.get(srv.address, "/"))[0].endswith("200 OK")

@@ -84,3 +84,18 @@ def test_logto_sends_the_log_and_the_apps_output_to_a_file(server, tmp_path):
     # Nothing but the command line the harness wrote reaches the server's own stderr.
     stderr = srv.log_path.read_text().splitlines()
     assert stderr[1:] == [], stderr
+
+
+def test_disable_logging_keeps_the_requests_asked_for(server):
+    """--disable-logging with --log-5xx and --log-slow: only the failed and the slow request
+    get a line, as in uWSGI."""
+    srv = server("--wsgi-file", BEHAVIOUR, "--disable-logging", "--log-5xx", "--log-slow", "200")
+    offset = srv.log_size()
+    srv.assert_serves("/hello")
+    wire.get(srv.address, "/raise")
+    wire.get(srv.address, "/sleep", "s=0.3")
+    srv.assert_serves("/hello")
+    assert srv.wait_for_log(line_re("GET", "/sleep?s=0.3"), offset), srv.log_since(offset)
+    assert srv.wait_for_log(line_re("GET", "/raise", status=500), offset), srv.log_since(offset)
+    text = srv.log_since(offset)
+    assert not line_re("GET", "/hello").search(text), text

@@ -84,7 +84,7 @@ fn unknown_keys_are_placeholders_and_uwsgi_options_still_warn() {
     let d = Dir::new("placeholder");
     let ini = d.file(
         "a.ini",
-        "[uwsgi]\nbase = /srv/app\nsocket = %(base)/app.sock\nchdir = %(base)\numask = 022\n",
+        "[uwsgi]\nbase = /srv/app\nsocket = %(base)/app.sock\nchdir = %(base)\ndaemonize = /var/log/app.log\n",
     );
     let (flags, _) = run(&["--ini", &ini]);
     assert_eq!(
@@ -92,7 +92,7 @@ fn unknown_keys_are_placeholders_and_uwsgi_options_still_warn() {
         [
             "--socket=/srv/app/app.sock",
             "--chdir=/srv/app",
-            "--umask=022"
+            "--daemonize=/var/log/app.log"
         ]
     );
     let (c, w) = load(
@@ -103,7 +103,7 @@ fn unknown_keys_are_placeholders_and_uwsgi_options_still_warn() {
     .unwrap();
     assert_eq!(c.chdir, Some(PathBuf::from("/srv/app")));
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains("--umask"), "{w:?}");
+    assert!(w[0].contains("--daemonize"), "{w:?}");
 }
 
 #[test]
