@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pyo3::prelude::*;
 use rwsgi::protocol::encode::encode_packet;
 use rwsgi::protocol::{decode, Limits, Packet, Progress, RequestReader};
-use rwsgi::python::environ::EnvironTemplate;
+use rwsgi::python::environ::{EnvironTemplate, Routes};
 use std::hint::black_box;
 
 /// What nginx 1.22 sends for `GET /hello?x=1` with Debian's uwsgi_params and a browser's headers.
@@ -70,8 +70,15 @@ fn environ(c: &mut Criterion) {
         panic!("the packet decodes");
     };
     Python::attach(|py| {
-        let template = EnvironTemplate::new(py, true, false, false, py.None().into_bound(py))
-            .expect("template");
+        let template = EnvironTemplate::new(
+            py,
+            true,
+            false,
+            false,
+            py.None().into_bound(py),
+            Routes::default(),
+        )
+        .expect("template");
         c.bench_function("build environ (20 vars)", |b| {
             b.iter(|| {
                 let (environ, _) = template

@@ -19,6 +19,8 @@ pub fn init() {
 
 /// The fields of one request log line (uWSGI's `uwsgi_logit_simple` layout).
 pub struct RequestLine<'a> {
+    /// The app's index (`None`, printed as -1 as uWSGI does, when no app took the request).
+    pub app: Option<usize>,
     pub worker_requests: u64,
     pub total_requests: u64,
     pub remote_addr: &'a [u8],
@@ -86,9 +88,10 @@ impl RequestLine<'_> {
                 rss >> 20
             );
         }
+        let app = self.app.map_or(-1, |i| i as i64);
         let _ = write!(
             out,
-            "[pid: {}|app: 0|req: {}/{}] ",
+            "[pid: {}|app: {app}|req: {}/{}] ",
             std::process::id(),
             self.worker_requests,
             self.total_requests
@@ -137,6 +140,7 @@ mod tests {
     #[test]
     fn line_matches_uwsgi_layout() {
         let line = RequestLine {
+            app: Some(0),
             worker_requests: 1,
             total_requests: 2,
             remote_addr: b"127.0.0.1",

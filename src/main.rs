@@ -144,8 +144,8 @@ fn single_process(config: &Config, listeners: Vec<Listener>) -> Result<(), Strin
     );
     board.spawned(1, std::process::id() as i32);
     python::interpreter::initialize(config)?;
-    let callable = python::load_app(config)?;
-    let app = python::App::new(config, callable, board)?;
+    let apps = python::load_app(config)?;
+    let app = python::App::new(config, apps, board)?;
     tracing::info!(
         "rwsgi {} serving with {} thread(s) (pid: {})",
         env!("CARGO_PKG_VERSION"),

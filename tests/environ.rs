@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use rwsgi::python::environ::EnvironTemplate;
+use rwsgi::python::environ::{EnvironTemplate, Routes};
 use std::sync::Once;
 
 fn python() {
@@ -14,9 +14,15 @@ fn python() {
 fn build(trust_forwarded: bool, vars: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
     python();
     Python::attach(|py| {
-        let template =
-            EnvironTemplate::new(py, true, false, trust_forwarded, py.None().into_bound(py))
-                .unwrap();
+        let template = EnvironTemplate::new(
+            py,
+            true,
+            false,
+            trust_forwarded,
+            py.None().into_bound(py),
+            Routes::default(),
+        )
+        .unwrap();
         let (environ, _) = template
             .build(py, vars.iter().copied(), py.None().into_bound(py))
             .unwrap();
@@ -225,8 +231,15 @@ fn request_vars_never_change_the_process() {
 fn each_request_gets_its_own_dict() {
     python();
     Python::attach(|py| {
-        let template =
-            EnvironTemplate::new(py, false, false, false, py.None().into_bound(py)).unwrap();
+        let template = EnvironTemplate::new(
+            py,
+            false,
+            false,
+            false,
+            py.None().into_bound(py),
+            Routes::default(),
+        )
+        .unwrap();
         let (first, _) = template
             .build(py, NGINX_GET.iter().copied(), py.None().into_bound(py))
             .unwrap();
@@ -251,4 +264,83 @@ fn each_request_gets_its_own_dict() {
             .extract::<bool>()
             .unwrap());
     });
+}
+
+/// (app, SCRIPT_NAME, PATH_INFO) for a request with these path vars, under `routes`.
+fn routed(routes: &Routes, script_name: &str, path_info: &str) -> (Option<usize>, String, String) {
+    python();
+    Python::attach(|py| {
+        let template = EnvironTemplate::new(
+            py,
+            false,
+            false,
+            false,
+            py.None().into_bound(py),
+            routes.clone(),
+        )
+        .unwrap();
+        let mut vars: Vec<(&[u8], &[u8])> = vec![
+            (b"REQUEST_METHOD", b"GET"),
+            (b"PATH_INFO", path_info.as_bytes()),
+        ];
+        if !script_name.is_empty() {
+            vars.push((b"SCRIPT_NAME", script_name.as_bytes()));
+        }
+        let (environ, seen) = template
+            .build(py, vars.into_iter(), py.None().into_bound(py))
+            .unwrap();
+        let get = |k: &str| environ.get_item(k).unwrap().unwrap().to_string();
+        (seen.app, get("SCRIPT_NAME"), get("PATH_INFO"))
+    })
+}
+
+fn mounts(points: &[&str], manage_script_name: bool) -> Routes {
+    Routes::new(
+        points.iter().map(|p| p.as_bytes().to_vec()),
+        manage_script_name,
+    )
+}
+
+#[test]
+fn manage_script_name_picks_the_longest_mountpoint_on_a_slash_boundary() {
+    let routes = mounts(&["", "/app", "/app/admin", "/blog"], true);
+    let r = |path| routed(&routes, "", path);
+    assert_eq!(r("/app/x"), (Some(1), "/app".into(), "/x".into()));
+    assert_eq!(r("/app"), (Some(1), "/app".into(), "".into()));
+    assert_eq!(
+        r("/app/admin/users"),
+        (Some(2), "/app/admin".into(), "/users".into())
+    );
+    assert_eq!(
+        r("/application"),
+        (Some(0), "".into(), "/application".into())
+    );
+    assert_eq!(r("/blog/"), (Some(3), "/blog".into(), "/".into()));
+    assert_eq!(r("/"), (Some(0), "".into(), "/".into()));
+    // Without a default app, an unmatched path has no app.
+    let routes = mounts(&["/app", "/blog"], true);
+    assert_eq!(
+        routed(&routes, "", "/other"),
+        (None, "".into(), "/other".into())
+    );
+}
+
+#[test]
+fn without_manage_script_name_the_proxys_script_name_picks_the_app() {
+    let routes = mounts(&["", "/app"], false);
+    assert_eq!(
+        routed(&routes, "/app", "/app/x"),
+        (Some(1), "/app".into(), "/x".into())
+    );
+    // PATH_INFO alone does not pick a mounted app.
+    assert_eq!(
+        routed(&routes, "", "/app/x"),
+        (Some(0), "".into(), "/app/x".into())
+    );
+    // One app: it takes every request, whatever the path.
+    let one = mounts(&[""], true);
+    assert_eq!(
+        routed(&one, "", "/app/x"),
+        (Some(0), "".into(), "/app/x".into())
+    );
 }

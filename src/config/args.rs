@@ -114,6 +114,16 @@ pub struct Args {
     )]
     pub callable: String,
 
+    /// Mount an app at a URL prefix: MOUNTPOINT=FILE or MOUNTPOINT=pkg.mod[:callable]
+    /// (repeatable). Requests go to the app whose mountpoint matches (see --manage-script-name).
+    #[arg(long, value_name = "MOUNTPOINT=APP", help_heading = "App")]
+    pub mount: Vec<String>,
+
+    /// Pick the mounted app by the longest mountpoint PATH_INFO starts with, and move that prefix
+    /// from PATH_INFO to SCRIPT_NAME.
+    #[arg(long, help_heading = "App")]
+    pub manage_script_name: bool,
+
     /// chdir before loading the app.
     #[arg(long, value_name = "DIR", help_heading = "App")]
     pub chdir: Option<PathBuf>,

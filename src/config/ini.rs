@@ -26,7 +26,7 @@ const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "shared-socket", "plugin", "plugins", "need-plugin",
     "plugin-dir", "harakiri-verbose", "harakiri-graceful-timeout", "harakiri-graceful-signal",
     "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as", "safe-pidfile", "pidfile2",
-    "daemonize", "manage-script-name", "mount", "max-vars", "log-format", "log-date", "logdate",
+    "daemonize", "max-vars", "log-format", "log-date", "logdate",
     "log-x-forwarded-for", "log-master", "log-maxsize", "log-reopen", "req-logger", "logger", "wsgi-env-behavior",
     "wsgi-env-behaviour", "py-call-osafterfork", "close-on-exec", "catch-exceptions",
     "wsgi-disable-file-wrapper", "py-autoreload", "python-autoreload", "py-tracebacker",

@@ -37,6 +37,9 @@ pub struct Config {
     pub limits: Limits,
     pub trust_forwarded: bool,
     pub app: Option<AppSpec>,
+    /// `--mount`: apps at URL prefixes (mountpoints without a trailing slash).
+    pub mounts: Vec<(String, AppSpec)>,
+    pub manage_script_name: bool,
     pub chdir: Option<PathBuf>,
     pub pythonpath: Vec<PathBuf>,
     pub virtualenv: Option<PathBuf>,
@@ -67,6 +70,44 @@ pub struct Config {
     pub logging: LogRules,
     /// `--umask`, parsed.
     pub umask: Option<u32>,
+}
+
+/// `--module` spelling: `pkg.mod:callable`, `pkg.mod` (then `--callable`).
+fn module_spec(m: &str, callable: &str) -> AppSpec {
+    match m.split_once(':') {
+        Some((module, name)) if !name.is_empty() => AppSpec::Module {
+            module: module.into(),
+            callable: name.into(),
+        },
+        _ => AppSpec::Module {
+            module: m.trim_end_matches(':').into(),
+            callable: callable.into(),
+        },
+    }
+}
+
+/// `--mount MOUNTPOINT=APP`: a path-like APP (a `/`, or ending in `.py` or `.wsgi`) is a file, the
+/// rest a module, as uWSGI reads it.
+fn parse_mount(spec: &str, callable: &str) -> Result<(String, AppSpec), ConfigError> {
+    let (point, app) = spec
+        .split_once('=')
+        .filter(|(_, app)| !app.is_empty())
+        .ok_or_else(|| ConfigError(format!("--mount {spec:?}: expected MOUNTPOINT=APP")))?;
+    let point = point.trim_end_matches('/');
+    if !point.is_empty() && !point.starts_with('/') {
+        return Err(ConfigError(format!(
+            "--mount {spec:?}: the mountpoint must start with /"
+        )));
+    }
+    let app = if app.contains('/') || app.ends_with(".py") || app.ends_with(".wsgi") {
+        AppSpec::File {
+            path: PathBuf::from(app),
+            callable: callable.into(),
+        }
+    } else {
+        module_spec(app, callable)
+    };
+    Ok((point.into(), app))
 }
 
 /// Which requests get a log line.
@@ -206,6 +247,11 @@ impl Config {
                     .ok_or_else(|| ConfigError(format!("--umask {m:?} is not an octal mask")))
             })
             .transpose()?;
+        let mounts = args
+            .mount
+            .iter()
+            .map(|m| parse_mount(m, &args.callable))
+            .collect::<Result<Vec<_>, _>>()?;
         let app = match (&args.wsgi_file, &args.module) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError(
@@ -216,21 +262,12 @@ impl Config {
                 path: path.clone(),
                 callable: args.callable.clone(),
             }),
-            (None, Some(m)) => Some(match m.split_once(':') {
-                Some((module, callable)) if !callable.is_empty() => AppSpec::Module {
-                    module: module.into(),
-                    callable: callable.into(),
-                },
-                _ => AppSpec::Module {
-                    module: m.trim_end_matches(':').into(),
-                    callable: args.callable.clone(),
-                },
-            }),
+            (None, Some(m)) => Some(module_spec(m, &args.callable)),
             (None, None) => None,
         };
-        if app.is_none() && args.need_app {
+        if app.is_none() && mounts.is_empty() && args.need_app {
             return Err(ConfigError(
-                "no app given: use --wsgi-file FILE or --module pkg.mod:callable".into(),
+                "no app given: use --wsgi-file FILE, --module pkg.mod:callable or --mount".into(),
             ));
         }
         let env = args
@@ -264,6 +301,8 @@ impl Config {
             limits,
             trust_forwarded: args.trust_forwarded_headers,
             app,
+            mounts,
+            manage_script_name: args.manage_script_name,
             chdir: args.chdir,
             pythonpath: args.pythonpath,
             virtualenv,
@@ -386,8 +425,8 @@ mod tests {
         let (c, w) = load_args(&[
             "--socket",
             ":3031",
-            "--mount",
-            "/app=app.py",
+            "--daemonize",
+            "/var/log/app.log",
             "--module",
             "m",
             "--harakiri-verbose",
@@ -397,7 +436,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.threads, 2);
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("--mount"));
+        assert!(w[0].contains("--daemonize"));
     }
 
     #[test]
@@ -429,6 +468,35 @@ mod tests {
         let (c, _) = load_args(&["--socket", ":1", "--module", "m"]).unwrap();
         assert!(c.logging.all && c.logging.wants(200, 0, 0));
         assert!(load_args(&["--socket", ":1", "--module", "m", "--umask", "8"]).is_err());
+    }
+
+    #[test]
+    fn mounts_take_files_and_modules() {
+        let (c, w) = load_args(&[
+            "--socket",
+            ":1",
+            "--mount",
+            "/app/=app.py",
+            "--mount",
+            "/api=pkg.api:make",
+            "--mount",
+            "/b=/srv/b/wsgi",
+            "--manage-script-name",
+        ])
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.app.is_none() && c.manage_script_name);
+        let points: Vec<&str> = c.mounts.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(points, ["/app", "/api", "/b"]);
+        assert!(matches!(&c.mounts[0].1, AppSpec::File { path, callable }
+            if path.as_os_str() == "app.py" && callable == "application"));
+        assert!(
+            matches!(&c.mounts[1].1, AppSpec::Module { module, callable }
+            if module == "pkg.api" && callable == "make")
+        );
+        assert!(matches!(&c.mounts[2].1, AppSpec::File { .. }));
+        assert!(load_args(&["--socket", ":1", "--mount", "app=app.py"]).is_err());
+        assert!(load_args(&["--socket", ":1", "--mount", "/app"]).is_err());
     }
 
     #[test]

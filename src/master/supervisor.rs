@@ -85,9 +85,9 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
         None
     } else {
         python::interpreter::initialize(config)?;
-        let callable = python::load_app(config)?;
+        let apps = python::load_app(config)?;
         python::warn_about_threads();
-        Some(App::new(config, callable, board.clone())?)
+        Some(App::new(config, apps, board.clone())?)
     };
     let stats = match &config.stats {
         Some(addr) => {
@@ -521,7 +521,7 @@ impl Master<'_> {
         }
         let loaded = python::interpreter::initialize(self.config)
             .and_then(|()| python::load_app(self.config))
-            .and_then(|callable| App::new(self.config, callable, self.board.clone()));
+            .and_then(|apps| App::new(self.config, apps, self.board.clone()));
         loaded.map_err(|e| {
             tracing::error!("{e}");
             FAILED_APP_CODE

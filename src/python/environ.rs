@@ -88,6 +88,9 @@ pub struct Seen<'a> {
     pub query_string: &'a [u8],
     pub protocol: Option<&'a [u8]>,
     pub remote_addr: &'a [u8],
+    /// The app the request goes to (an index into the worker's apps); `None` when no mountpoint
+    /// matches and there is no default app.
+    pub app: Option<usize>,
     script_name: &'a [u8],
     https: &'a [u8],
     uwsgi_scheme: &'a [u8],
@@ -107,6 +110,56 @@ pub struct EnvironTemplate {
     path_info: Py<PyString>,
     input: Py<PyString>,
     trust_forwarded: bool,
+    routes: Routes,
+}
+
+/// How a request finds its app: by mountpoint (`--mount`), as uWSGI does.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    /// Each app's mountpoint, by app index (`''` for the default app).
+    mountpoints: Vec<Vec<u8>>,
+    /// The app mounted at `''`.
+    default: Option<usize>,
+    /// `--manage-script-name`: pick by the longest mountpoint PATH_INFO starts with.
+    manage_script_name: bool,
+}
+
+impl Routes {
+    pub fn new(mountpoints: impl Iterator<Item = Vec<u8>>, manage_script_name: bool) -> Routes {
+        let mountpoints: Vec<Vec<u8>> = mountpoints.collect();
+        let default = mountpoints.iter().position(|m| m.is_empty());
+        Routes {
+            mountpoints,
+            default,
+            manage_script_name,
+        }
+    }
+
+    /// The app for a request, and the part of `path_info` that is its mountpoint when
+    /// `--manage-script-name` moves it to `SCRIPT_NAME`.
+    fn route(&self, path_info: &[u8], script_name: &[u8]) -> (Option<usize>, usize) {
+        if self.mountpoints.len() <= 1 {
+            return (self.default, 0);
+        }
+        if self.manage_script_name {
+            let longest = self
+                .mountpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.is_empty() && path_info.starts_with(m))
+                .filter(|(_, m)| matches!(path_info.get(m.len()), None | Some(b'/')))
+                .max_by_key(|(_, m)| m.len());
+            if let Some((i, m)) = longest {
+                return (Some(i), m.len());
+            }
+        }
+        // Without it, nginx picks: `uwsgi_param SCRIPT_NAME /app` names the mountpoint.
+        let script = trim_trailing_slashes(script_name);
+        let named = (!script.is_empty())
+            .then(|| self.mountpoints.iter().position(|m| m.as_slice() == script))
+            .flatten();
+        (named.or(self.default), 0)
+    }
 }
 
 /// `PyUnicode_DecodeLatin1` of a byte slice.
@@ -177,6 +230,7 @@ impl EnvironTemplate {
         multiprocess: bool,
         trust_forwarded: bool,
         file_wrapper: Bound<'_, PyAny>,
+        routes: Routes,
     ) -> PyResult<EnvironTemplate> {
         let keys: Vec<Py<PyString>> = KNOWN_KEYS
             .iter()
@@ -220,6 +274,7 @@ impl EnvironTemplate {
             path_info: PyString::intern(py, "PATH_INFO").unbind(),
             input: PyString::intern(py, "wsgi.input").unbind(),
             trust_forwarded,
+            routes,
         })
     }
 
@@ -274,7 +329,7 @@ impl EnvironTemplate {
                 }
             }
         }
-        self.set_paths(py, &environ, &seen)?;
+        self.set_paths(py, &environ, &mut seen)?;
         if self.scheme_is_https(&seen) {
             environ.set_item(self.url_scheme.bind(py), self.https.bind(py))?;
         } else if !seen.uwsgi_scheme.is_empty() {
@@ -303,14 +358,21 @@ impl EnvironTemplate {
         }
     }
 
-    /// `SCRIPT_NAME` without a trailing slash, and `PATH_INFO` without the `SCRIPT_NAME` prefix.
+    /// Pick the app; then `SCRIPT_NAME` without a trailing slash, and `PATH_INFO` without the
+    /// `SCRIPT_NAME` prefix (with `--manage-script-name`, the matched mountpoint is the prefix).
     fn set_paths(
         &self,
         py: Python<'_>,
         environ: &Bound<'_, PyDict>,
-        seen: &Seen<'_>,
+        seen: &mut Seen<'_>,
     ) -> PyResult<()> {
-        let script = trim_trailing_slashes(seen.script_name);
+        let (app, mounted) = self.routes.route(seen.path_info, seen.script_name);
+        seen.app = app;
+        let script = if mounted > 0 {
+            &seen.path_info[..mounted]
+        } else {
+            trim_trailing_slashes(seen.script_name)
+        };
         let mut path = seen.path_info;
         if !script.is_empty() {
             if let Some(rest) = path.strip_prefix(script) {

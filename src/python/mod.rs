@@ -24,8 +24,10 @@ use std::time::Duration;
 
 /// What a Python thread needs to serve requests.
 pub struct App {
-    /// `None` only with `--need-app=false` after the import failed: requests get 500.
-    pub callable: Option<Py<PyAny>>,
+    /// The loaded apps, `(mountpoint, callable)`: the default app (mountpoint `''`) first, then
+    /// the `--mount`ed ones. The index is the log line's `app: N`. Empty only with
+    /// `--need-app=false` after every import failed: requests get 500.
+    pub apps: Vec<(String, Py<PyAny>)>,
     pub environ: environ::EnvironTemplate,
     pub timeout: Duration,
     pub logging: crate::config::LogRules,
@@ -89,53 +91,74 @@ impl Recycle {
     }
 }
 
-/// Import the app (logging the traceback once when it fails).
-pub fn load_app(config: &Config) -> Result<Option<Py<PyAny>>, String> {
-    let Some(spec) = &config.app else {
-        return Ok(None);
-    };
-    Python::attach(|py| match loader::load(py, spec) {
-        Ok(app) => {
-            tracing::info!(
-                "WSGI app 0 (mountpoint='') ready (pid: {})",
-                std::process::id()
-            );
-            Ok(Some(app))
-        }
-        Err(e) => {
-            e.display(py);
-            let what = match spec {
-                crate::config::AppSpec::File { path, .. } => path.display().to_string(),
-                crate::config::AppSpec::Module { module, .. } => module.clone(),
-            };
-            if config.need_app {
-                Err(format!("cannot load the app from {what} (traceback above)"))
-            } else {
-                tracing::error!("cannot load the app from {what}: serving 500 until it is fixed (--need-app=false)");
-                Ok(None)
+/// Import the apps (logging the traceback once for each that fails): the default app
+/// (`--wsgi-file`/`--module`, mountpoint `''`), then each `--mount`.
+pub fn load_app(config: &Config) -> Result<Vec<(String, Py<PyAny>)>, String> {
+    let specs = config.app.iter().map(|spec| (String::new(), spec)).chain(
+        config
+            .mounts
+            .iter()
+            .map(|(point, spec)| (point.clone(), spec)),
+    );
+    let mut apps = Vec::new();
+    for (mountpoint, spec) in specs {
+        let loaded = Python::attach(|py| match loader::load(py, spec) {
+            Ok(app) => Ok(app),
+            Err(e) => {
+                e.display(py);
+                Err(())
+            }
+        });
+        match loaded {
+            Ok(callable) => {
+                tracing::info!(
+                    "WSGI app {} (mountpoint='{mountpoint}') ready (pid: {})",
+                    apps.len(),
+                    std::process::id()
+                );
+                apps.push((mountpoint, callable));
+            }
+            Err(()) => {
+                let what = match spec {
+                    crate::config::AppSpec::File { path, .. } => path.display().to_string(),
+                    crate::config::AppSpec::Module { module, .. } => module.clone(),
+                };
+                if config.need_app {
+                    return Err(format!("cannot load the app from {what} (traceback above)"));
+                }
+                tracing::error!(
+                    "cannot load the app from {what} (mountpoint='{mountpoint}'): its requests \
+                     get an error until it is fixed (--need-app=false)"
+                );
             }
         }
-    })
+    }
+    Ok(apps)
 }
 
 impl App {
-    /// Build the per-process state around a loaded callable.
+    /// Build the per-process state around the loaded apps.
     pub fn new(
         config: &Config,
-        callable: Option<Py<PyAny>>,
+        apps: Vec<(String, Py<PyAny>)>,
         board: Arc<Scoreboard>,
     ) -> Result<App, String> {
         Python::attach(|py| {
             let wrapper = py.get_type::<file_wrapper::FileWrapper>().into_any();
+            let routes = environ::Routes::new(
+                apps.iter().map(|(point, _)| point.as_bytes().to_vec()),
+                config.manage_script_name,
+            );
             let environ = environ::EnvironTemplate::new(
                 py,
                 config.threads > 1,
                 config.processes > 1,
                 config.trust_forwarded,
                 wrapper,
+                routes,
             )?;
             Ok(App {
-                callable,
+                apps,
                 environ,
                 timeout: config.socket_timeout,
                 logging: config.logging,

@@ -28,6 +28,8 @@ enum Failure {
     Contract(String),
     /// Writing failed: the client (nginx) went away or stopped reading.
     Client(io::Error),
+    /// No mountpoint matches and no app is mounted at `''`.
+    NoApp,
 }
 
 /// Serve one job. Nothing here returns an error: every failure is answered or logged here, once.
@@ -97,11 +99,12 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         }
     };
 
-    let outcome = match &app.callable {
-        Some(callable) => run_app(py, callable.bind(py), environ, &sr),
-        None => Err(Failure::Contract(
+    let outcome = match seen.app.and_then(|i| app.apps.get(i)) {
+        Some((_, callable)) => run_app(py, callable.bind(py), environ, &sr),
+        None if app.apps.is_empty() => Err(Failure::Contract(
             "no Python application loaded (see the startup log)".into(),
         )),
+        None => Err(Failure::NoApp),
     };
 
     let mut status = sr.borrow().status;
@@ -117,13 +120,17 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             // Cut the connection so nginx sees an error, not a short body it takes as complete.
             abort = true;
         } else {
-            let page = simple_response(
-                protocol,
-                "500 Internal Server Error",
-                "Internal Server Error\n",
-            );
+            let (line, body) = match failure {
+                Failure::NoApp => ("404 Not Found", "Not Found\n"),
+                _ => ("500 Internal Server Error", "Internal Server Error\n"),
+            };
+            let page = simple_response(protocol, line, body);
             let _ = py.detach(|| conn.write_all_vectored(&[&page], app.timeout));
-            status = 500;
+            status = if matches!(failure, Failure::NoApp) {
+                404
+            } else {
+                500
+            };
         }
     }
 
@@ -164,7 +171,8 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         .fetch_add(now_micros().saturating_sub(started_us), Ordering::Relaxed);
     match failed_by_client {
         Some(true) => core_slot.write_errors.fetch_add(1, Ordering::Relaxed),
-        Some(false) => worker.exceptions.fetch_add(1, Ordering::Relaxed),
+        Some(false) if status != 404 => worker.exceptions.fetch_add(1, Ordering::Relaxed),
+        Some(false) => 0,
         None => 0,
     };
     let total_requests = app.board.totals().requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -181,6 +189,7 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             seen.uri
         };
         RequestLine {
+            app: seen.app.filter(|&i| i < app.apps.len()),
             worker_requests,
             total_requests,
             memory: app.memory_report.then(crate::log::memory_usage).flatten(),
@@ -234,6 +243,7 @@ fn report(py: Python<'_>, failure: &Failure, seen: &Seen<'_>, client_gone: bool)
             e.display(py);
         }
         Failure::Contract(msg) => tracing::error!("app error for {what}: {msg}"),
+        Failure::NoApp => tracing::warn!("no app is mounted where {what} points (answered 404)"),
     }
 }
 

@@ -1,9 +1,11 @@
 """The environ the app gets, PEP 3333-correct, as nginx with Debian's uwsgi_params feeds it."""
 
 import json
+import re
 
 import pytest
 
+import uwsgi_wire as wire
 from harness import example, nginx_path, nginx_version
 
 BEHAVIOUR = example("behaviour.py")
@@ -95,3 +97,25 @@ def test_multithread_flag_follows_threads(stack, threads):
     s = stack("--wsgi-file", BEHAVIOUR, "--threads", threads)
     data = environ_of(s)
     assert data["wsgi.multithread"] is (threads != "1")
+
+
+def test_mounted_apps_with_manage_script_name(server):
+    """uWSGI's `mount = /app=file` + `manage-script-name`: the longest mountpoint PATH_INFO
+    starts with picks the app and moves to SCRIPT_NAME; a path no app is mounted at gets 404."""
+    srv = server(
+        "--mount", "/hello=" + str(example("hello.py")),
+        "--mount", "/b=" + str(example("behaviour.py")),
+        "--manage-script-name",
+    )
+    status, _, body = wire.split_response(wire.get(srv.address, "/hello/anything"))
+    assert status.endswith("200 OK") and body == b"Hello World\n"
+    status, _, body = wire.split_response(wire.get(srv.address, "/b/environ"))
+    assert status.endswith("200 OK"), body
+    env = json.loads(body)["environ"]
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/b", "/environ")
+    status, _, _ = wire.split_response(wire.get(srv.address, "/nowhere"))
+    assert status.endswith("404 Not Found")
+    assert srv.wait_for_log(re.compile(r"\[pid: \d+\|app: -1\|req: \d+/\d+\] .* GET /nowhere .*\(HTTP/1.1 404\)")), srv.log()
+    log = srv.log()
+    assert "WSGI app 1 (mountpoint='/b') ready" in log
+    assert re.search(r"\[pid: \d+\|app: 1\|req: \d+/\d+\] .* GET /b/environ ", log), log
