@@ -291,6 +291,17 @@ pub struct Args {
     #[arg(long, help_heading = "Monitoring")]
     pub log_zero: bool,
 
+    /// Write each request's log line as FORMAT: text with uWSGI's variables, such as %(addr),
+    /// %(user), %(ltime), %(method), %(uri), %(proto), %(status), %(size), %(msecs),
+    /// %(var.HTTP_X_Y) (the README lists them all).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        allow_hyphen_values = true,
+        help_heading = "Monitoring"
+    )]
+    pub log_format: Option<String>,
+
     /// Append the log (and the app's stdout and stderr) to this file instead of stderr.
     #[arg(long, value_name = "FILE", help_heading = "Monitoring")]
     pub logto: Option<PathBuf>,

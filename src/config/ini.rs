@@ -26,7 +26,7 @@ const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "shared-socket", "plugin", "plugins", "need-plugin",
     "plugin-dir", "harakiri-verbose", "harakiri-graceful-timeout", "harakiri-graceful-signal",
     "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as", "safe-pidfile", "pidfile2",
-    "daemonize", "max-vars", "log-format", "log-date", "logdate",
+    "daemonize", "max-vars", "log-date", "logdate",
     "log-x-forwarded-for", "log-master", "log-maxsize", "log-reopen", "req-logger", "logger", "wsgi-env-behavior",
     "wsgi-env-behaviour", "py-call-osafterfork", "close-on-exec", "catch-exceptions",
     "wsgi-disable-file-wrapper", "py-autoreload", "python-autoreload", "py-tracebacker",
@@ -235,8 +235,9 @@ fn substitute_all(pieces: &mut [Piece], warnings: &mut Vec<String>) -> Result<()
     for piece in pieces.iter_mut() {
         if let Piece::Entry(e) = piece {
             let expanded = placeholders(&e.value, &table, 0);
-            // Only rwsgi's own options: uWSGI ones like `log-format` use `%(...)` for themselves.
-            if e.kind == Kind::Option && expanded.contains("%(") {
+            // Only rwsgi's own options, and not `log-format`: its variables are `%(...)` too, left
+            // alone unless a placeholder of the same name exists (as in uWSGI).
+            if e.kind == Kind::Option && e.key != "log-format" && expanded.contains("%(") {
                 warnings.push(format!("ini: {} = {expanded}: unknown placeholder", e.key));
             }
             e.value = expanded;

@@ -68,6 +68,8 @@ pub struct Config {
     pub stats_http: bool,
     pub memory_report: bool,
     pub logging: LogRules,
+    /// `--log-format`, parsed.
+    pub log_format: Option<crate::log::LogFormat>,
     /// `--umask`, parsed.
     pub umask: Option<u32>,
 }
@@ -163,6 +165,19 @@ pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
     let args = Args::from_arg_matches(&matches)?;
     let config = Config::from_args(args)
         .map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e.0))?;
+    if let Some(format) = &config.log_format {
+        for name in format.unknown_names() {
+            warnings.push(format!(
+                "--log-format: %({name}) is no variable rwsgi knows (uWSGI would take it for a \
+                 logvar the app sets): it is logged as -"
+            ));
+        }
+        for name in format.metric_names() {
+            warnings.push(format!(
+                "--log-format: rwsgi keeps no metrics: %(metric.{name}) is logged as 0"
+            ));
+        }
+    }
     Ok((config, warnings))
 }
 
@@ -344,6 +359,7 @@ impl Config {
                 bigger_than: args.log_big,
                 empty_body: args.log_zero,
             },
+            log_format: args.log_format.as_deref().map(crate::log::LogFormat::parse),
             umask,
         })
     }

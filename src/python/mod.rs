@@ -31,6 +31,8 @@ pub struct App {
     pub environ: environ::EnvironTemplate,
     pub timeout: Duration,
     pub logging: crate::config::LogRules,
+    /// `--log-format`, parsed at startup; `None` writes uWSGI's default line.
+    pub log_format: Option<crate::log::LogFormat>,
     /// Requests served by this process.
     pub requests: AtomicU64,
     /// Counters shared with the master.
@@ -162,6 +164,7 @@ impl App {
                 environ,
                 timeout: config.socket_timeout,
                 logging: config.logging,
+                log_format: config.log_format.clone(),
                 requests: AtomicU64::new(0),
                 board,
                 worker_id: 1,

@@ -148,10 +148,17 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         let _ = py.detach(|| conn.drain(unread.min(DRAIN_LIMIT), timeout));
     }
 
-    let (header_count, head_bytes, body_bytes, chunks) = {
+    let (header_count, head_bytes, body_bytes, chunks, write_failed) = {
         let s = sr.borrow();
-        (s.header_count, s.head_bytes, s.body_bytes, s.chunks)
+        (
+            s.header_count,
+            s.head_bytes,
+            s.body_bytes,
+            s.chunks,
+            s.write_failed.is_some(),
+        )
     };
+    let read_failed = input.borrow().failed.is_some();
     drop((sr, input));
     if let Some(inflight) = &app.inflight {
         inflight.finish(core);
@@ -177,8 +184,8 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
     };
     let total_requests = app.board.totals().requests.fetch_add(1, Ordering::Relaxed) + 1;
     let worker_requests = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    let msecs = accepted.elapsed().as_millis();
-    if app.logging.wants(status, msecs, body_bytes) {
+    let micros = accepted.elapsed().as_micros();
+    if app.logging.wants(status, micros / 1000, body_bytes) {
         let uri_owned;
         let uri = if seen.uri.is_empty() && !seen.query_string.is_empty() {
             uri_owned = [seen.path_info, b"?", seen.query_string].concat();
@@ -200,7 +207,7 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             method: seen.method,
             uri,
             body_bytes,
-            msecs,
+            micros,
             sendfile,
             protocol: seen.protocol.unwrap_or(b""),
             status,
@@ -208,8 +215,15 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             head_bytes,
             switches: chunks,
             core,
+            worker_id: app.worker_id,
+            modifier1: head.modifier1,
+            modifier2: head.modifier2,
+            content_length: head.content_length,
+            vars_block: head.vars_block(&buf),
+            write_error: write_failed || failed_by_client == Some(true),
+            read_error: read_failed,
         }
-        .write();
+        .write(app.log_format.as_ref());
     }
 }
 

@@ -2,6 +2,7 @@
 
 import re
 import time
+from datetime import datetime
 
 import uwsgi_wire as wire
 from harness import example
@@ -99,3 +100,71 @@ def test_disable_logging_keeps_the_requests_asked_for(server):
     assert srv.wait_for_log(line_re("GET", "/raise", status=500), offset), srv.log_since(offset)
     text = srv.log_since(offset)
     assert not line_re("GET", "/hello").search(text), text
+
+
+LOG_FORMAT = (
+    '%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) "%(referer)" '
+    '"%(uagent)" %(msecs)ms %(var.HTTP_X_TRACE)'
+)
+
+
+def format_re(uri, referer, uagent, trace, status=200):
+    return re.compile(
+        r"^127\.0\.0\.1 - - \[(?P<ltime>[^\]]+)\] "
+        + re.escape(f'"GET {uri} HTTP/1.1" {status} ')
+        + r"(?P<size>\d+) "
+        + re.escape(f'"{referer}" "{uagent}" ')
+        + r"(?P<msecs>\d+)ms "
+        + re.escape(trace)
+        + "$",
+        re.M,
+    )
+
+
+def test_log_format_writes_the_uwsgi_variables(server):
+    """--log-format replaces uWSGI's line: the Apache-like format common in uWSGI configs, every
+    field checked against what was sent and answered; absent vars print "-" as in uWSGI."""
+    srv = server("--wsgi-file", BEHAVIOUR, "--log-format", LOG_FORMAT)
+    offset = srv.log_size()
+    extra = [
+        ("HTTP_REFERER", "http://ref.example/page?q=1"),
+        ("HTTP_USER_AGENT", "probe/1.0 (e2e; test)"),
+        ("HTTP_X_TRACE", "trace-42"),
+    ]
+    before = time.time()
+    raw = srv.raw(wire.packet(wire.request_vars("GET", "/hello", "a=1", extra=extra)))
+    status, _, body = wire.split_response(raw)
+    assert status == "HTTP/1.1 200 OK" and body == b"Hello World\n"
+    found = srv.wait_for_log(
+        format_re("/hello?a=1", "http://ref.example/page?q=1", "probe/1.0 (e2e; test)", "trace-42"), offset
+    )
+    assert found, srv.log_since(offset)
+    # uWSGI's %(size) is the whole response, head and body (%(rsize) is the body alone).
+    assert int(found["size"]) == len(raw)
+    assert 0 <= int(found["msecs"]) < 5000
+    ltime = datetime.strptime(found["ltime"], "%d/%b/%Y:%H:%M:%S %z")
+    assert before - 2 <= ltime.timestamp() <= time.time() + 1, found["ltime"]
+    assert ltime.utcoffset() == datetime.fromtimestamp(before).astimezone().utcoffset()
+
+    # Without the headers, their variables print "-".
+    srv.assert_serves("/hello")
+    assert srv.wait_for_log(format_re("/hello", "-", "-", "-"), offset), srv.log_since(offset)
+    text = srv.log_since(offset)
+    assert not line_re("GET", "/hello").search(text), "the default line is replaced, not added to"
+    assert "%(" not in text, text
+
+
+def test_log_format_with_disable_logging_rules(server):
+    """--disable-logging --log-5xx picks the requests, --log-format shapes their line; an unknown
+    variable is warned about once at startup and prints "-"."""
+    srv = server(
+        "--wsgi-file", BEHAVIOUR, "-L", "--log-5xx", "--log-format", "%(status) %(method) %(uri) %(bogus) %(bogus)"
+    )
+    offset = srv.log_size()
+    srv.assert_serves("/hello")
+    wire.get(srv.address, "/raise")
+    srv.assert_serves("/hello")
+    assert srv.wait_for_log(re.compile(r"^500 GET /raise - -$", re.M), offset), srv.log_since(offset)
+    text = srv.log()
+    assert not re.search(r"^200 ", text, re.M), text
+    assert len(re.findall(r"--log-format: %\(bogus\)", text)) == 1, text

@@ -251,3 +251,48 @@ fn a_lone_ini_argument_and_errors() {
     let argv = ["rwsgi", "--ini", &looping].map(OsString::from).to_vec();
     assert!(expand(argv, &Args::command(), &mut Vec::new()).is_err());
 }
+
+#[test]
+fn log_format_keeps_its_variables() {
+    let d = Dir::new("log-format");
+    let format =
+        r#"%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(var.HTTP_X_TRACE)"#;
+    let ini = d.file(
+        "a.ini",
+        &format!("[uwsgi]\nsite = shop\nmodule = m\nlog-format = %(site) {format}\n"),
+    );
+    let (flags, w) = run(&["--ini", &ini]);
+    assert!(w.is_empty(), "{w:?}");
+    // A placeholder of the same name is substituted, as uWSGI does; the log variables are not.
+    assert_eq!(
+        flags,
+        [
+            "--module=m".to_string(),
+            format!("--log-format=shop {format}")
+        ]
+    );
+    let (c, w) = load(
+        ["rwsgi", "--ini", &ini, "--socket", ":1"]
+            .map(OsString::from)
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        c.log_format,
+        Some(crate::log::LogFormat::parse(&format!("shop {format}")))
+    );
+
+    let ini = d.file(
+        "b.ini",
+        "[uwsgi]\nmodule = m\nlog-format = %(bogus) %(status) %(bogus)\n",
+    );
+    let (_, w) = load(
+        ["rwsgi", "--ini", &ini, "--socket", ":1"]
+            .map(OsString::from)
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(w.len(), 1, "one warning per unknown name: {w:?}");
+    assert!(w[0].contains("%(bogus)"), "{w:?}");
+}
