@@ -73,46 +73,65 @@ impl Input {
         ))
     }
 
-    /// Read up to `max` body bytes from the socket into `out`, with the GIL released.
+    /// Read up to `max` body bytes from the socket onto the end of `out`, with the GIL released.
     fn read_socket(&mut self, py: Python<'_>, out: &mut Vec<u8>, max: usize) -> PyResult<usize> {
         let want = usize::try_from(self.unread).unwrap_or(usize::MAX).min(max);
+        let start = out.len();
+        out.resize(start + want, 0);
+        let r = self.recv_into(py, &mut out[start..]);
+        out.truncate(start + *r.as_ref().unwrap_or(&0));
+        r
+    }
+
+    /// Read body bytes from the socket into `dst` (at most what the body has left), with the GIL
+    /// released. End of stream before the body's end is an error.
+    fn recv_into(&mut self, py: Python<'_>, dst: &mut [u8]) -> PyResult<usize> {
+        let want = usize::try_from(self.unread)
+            .unwrap_or(usize::MAX)
+            .min(dst.len());
         if want == 0 {
             return Ok(0);
         }
-        let start = out.len();
-        out.resize(start + want, 0);
         let conn = &self.conn;
         let timeout = self.timeout;
-        let result = py.detach(|| conn.read_timeout(&mut out[start..], timeout));
-        match result {
-            Ok(0) => {
-                out.truncate(start);
-                Err(self.error(py, io::ErrorKind::UnexpectedEof.into()))
-            }
+        let dst = &mut dst[..want];
+        match py.detach(|| conn.read_timeout(dst, timeout)) {
+            Ok(0) => Err(self.error(py, io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => {
-                out.truncate(start + n);
                 self.unread -= n as u64;
                 Ok(n)
             }
-            Err(e) => {
-                out.truncate(start);
-                Err(self.error(py, e))
-            }
+            Err(e) => Err(self.error(py, e)),
         }
     }
 
-    /// Take `n` bytes (fewer only at the end of the body).
-    fn take(&mut self, py: Python<'_>, n: u64) -> PyResult<Vec<u8>> {
+    /// Take `n` bytes (fewer only at the end of the body) as a new `bytes`, filled in place: the
+    /// socket reads land in the object itself, with no zeroing and no copy.
+    fn take<'py>(&mut self, py: Python<'py>, n: u64) -> PyResult<Bound<'py, PyBytes>> {
         let n = usize::try_from(n.min(self.left())).unwrap_or(usize::MAX);
-        let buffered = (self.buf.len() - self.pos).min(n);
-        let mut out = Vec::with_capacity(n);
-        out.extend_from_slice(&self.buf[self.pos..self.pos + buffered]);
-        self.pos += buffered;
-        while out.len() < n {
-            let want = n - out.len();
-            self.read_socket(py, &mut out, want)?;
+        let len = pyo3::ffi::Py_ssize_t::try_from(n)
+            .map_err(|_| PyOSError::new_err("wsgi.input read size too large"))?;
+        // SAFETY: a NULL source asks CPython for an uninitialised bytes object of `len` bytes,
+        // which is ours alone until returned; every byte is written below before Python sees it.
+        let bytes = unsafe {
+            let ptr = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len);
+            Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyBytes>()
+        };
+        if n == 0 {
+            return Ok(bytes);
         }
-        Ok(out)
+        // SAFETY: the object's buffer is `n` bytes long, and nothing else refers to it yet.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast(), n)
+        };
+        let buffered = (self.buf.len() - self.pos).min(n);
+        dst[..buffered].copy_from_slice(&self.buf[self.pos..self.pos + buffered]);
+        self.pos += buffered;
+        let mut filled = buffered;
+        while filled < n {
+            filled += self.recv_into(py, &mut dst[filled..])?;
+        }
+        Ok(bytes)
     }
 
     /// One line, up to `limit` bytes.
@@ -155,8 +174,7 @@ impl Input {
     #[pyo3(signature = (size = None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
         let n = size_arg(size).unwrap_or(u64::MAX);
-        let data = self.take(py, n)?;
-        Ok(PyBytes::new(py, &data))
+        self.take(py, n)
     }
 
     /// Read one line (up to `size` bytes).
