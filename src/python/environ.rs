@@ -202,7 +202,11 @@ fn cached_value<'py>(py: Python<'py>, slot: usize, value: &[u8]) -> PyResult<Bou
     }
     VALUES.with_borrow_mut(|values| {
         let cached = &mut values[slot];
-        if let Some(string) = cached.string.as_ref().filter(|_| cached.bytes == value) {
+        if let Some(string) = cached
+            .string
+            .as_ref()
+            .filter(|_| same_bytes(&cached.bytes, value))
+        {
             cached.misses = 0;
             return Ok(string.bind(py).clone());
         }
@@ -215,6 +219,21 @@ fn cached_value<'py>(py: Python<'py>, slot: usize, value: &[u8]) -> PyResult<Bou
         }
         Ok(string)
     })
+}
+
+/// Byte-slice equality for the short keys and values compared per request, eight bytes at a
+/// time inline: `==` on slices calls libc's `memcmp`, which showed up at 6% of a hello request.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a8, a_tail) = a.as_chunks::<8>();
+    let (b8, b_tail) = b.as_chunks::<8>();
+    a8.iter()
+        .zip(b8)
+        .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && a_tail.iter().zip(b_tail).all(|(x, y)| x == y)
 }
 
 /// `on`, `1` (any case) as uWSGI reads `HTTPS` and `X-Forwarded-Ssl`.
@@ -284,7 +303,7 @@ impl EnvironTemplate {
             .get(key.len())?
             .iter()
             .copied()
-            .find(|&i| KNOWN_KEYS[i].as_bytes() == key)
+            .find(|&i| same_bytes(KNOWN_KEYS[i].as_bytes(), key))
     }
 
     /// Build one request's environ from its vars; `input` becomes `wsgi.input`.
