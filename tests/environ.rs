@@ -11,18 +11,23 @@ fn python() {
     INIT.call_once(Python::initialize);
 }
 
+/// A template for one process (no file_wrapper needed here).
+fn template(py: Python<'_>, multithread: bool, trust: bool, routes: Routes) -> EnvironTemplate {
+    EnvironTemplate::new(
+        py,
+        multithread,
+        false,
+        trust,
+        py.None().into_bound(py),
+        routes,
+    )
+    .unwrap()
+}
+
 fn build(trust_forwarded: bool, vars: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
     python();
     Python::attach(|py| {
-        let template = EnvironTemplate::new(
-            py,
-            true,
-            false,
-            trust_forwarded,
-            py.None().into_bound(py),
-            Routes::default(),
-        )
-        .unwrap();
+        let template = template(py, true, trust_forwarded, Routes::default());
         let (environ, _) = template
             .build(py, vars.iter().copied(), py.None().into_bound(py))
             .unwrap();
@@ -231,15 +236,7 @@ fn request_vars_never_change_the_process() {
 fn each_request_gets_its_own_dict() {
     python();
     Python::attach(|py| {
-        let template = EnvironTemplate::new(
-            py,
-            false,
-            false,
-            false,
-            py.None().into_bound(py),
-            Routes::default(),
-        )
-        .unwrap();
+        let template = template(py, false, false, Routes::default());
         let (first, _) = template
             .build(py, NGINX_GET.iter().copied(), py.None().into_bound(py))
             .unwrap();
@@ -270,15 +267,7 @@ fn each_request_gets_its_own_dict() {
 fn routed(routes: &Routes, script_name: &str, path_info: &str) -> (Option<usize>, String, String) {
     python();
     Python::attach(|py| {
-        let template = EnvironTemplate::new(
-            py,
-            false,
-            false,
-            false,
-            py.None().into_bound(py),
-            routes.clone(),
-        )
-        .unwrap();
+        let template = template(py, false, false, routes.clone());
         let mut vars: Vec<(&[u8], &[u8])> = vec![
             (b"REQUEST_METHOD", b"GET"),
             (b"PATH_INFO", path_info.as_bytes()),

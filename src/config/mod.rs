@@ -74,6 +74,18 @@ pub struct Config {
     pub umask: Option<u32>,
 }
 
+/// An octal mode or mask flag, at most `max`.
+fn octal(flag: &str, value: Option<&str>, max: u32) -> Result<Option<u32>, ConfigError> {
+    value
+        .map(|m| {
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= max)
+                .ok_or_else(|| ConfigError(format!("{flag} {m:?} is not an octal mode")))
+        })
+        .transpose()
+}
+
 /// `--module` spelling: `pkg.mod:callable`, `pkg.mod` (then `--callable`).
 fn module_spec(m: &str, callable: &str) -> AppSpec {
     match m.split_once(':') {
@@ -240,28 +252,8 @@ impl Config {
                 "no --socket given: rwsgi needs an address to serve on".into(),
             ));
         }
-        let chmod_socket = args
-            .chmod_socket
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| {
-                        ConfigError(format!("--chmod-socket {m:?} is not an octal mode"))
-                    })
-            })
-            .transpose()?;
-        let umask = args
-            .umask
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o777)
-                    .ok_or_else(|| ConfigError(format!("--umask {m:?} is not an octal mask")))
-            })
-            .transpose()?;
+        let chmod_socket = octal("--chmod-socket", args.chmod_socket.as_deref(), 0o7777)?;
+        let umask = octal("--umask", args.umask.as_deref(), 0o777)?;
         let mounts = args
             .mount
             .iter()
