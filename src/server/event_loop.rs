@@ -4,7 +4,7 @@
 //! `--socket-timeout`), error answers being drained, stop signals, and the harakiri watchdog. It
 //! never takes the GIL and never waits on anything but epoll.
 
-use super::incoming::{Incoming, Outcome, State};
+use super::incoming::{Incoming, Outcome};
 use super::listener::Listener;
 use crate::dispatch::{InFlight, JobSink, Wake};
 use crate::protocol::response::simple_response;
@@ -271,7 +271,7 @@ impl EventLoop {
             .collect();
         for key in expired {
             let incoming = self.remove(key);
-            if matches!(incoming.state, State::Reading(_)) && incoming.received() > 0 {
+            if incoming.received() > 0 {
                 tracing::warn!(
                     "closing a connection after {:.1}s without a complete request ({} bytes received)",
                     self.timeout.as_secs_f64(),
