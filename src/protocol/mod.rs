@@ -11,6 +11,6 @@ pub mod request;
 pub mod response;
 pub mod vars;
 
-pub use decoder::{decode, Limits, Packet, Progress, RequestReader, PONG};
+pub use decoder::{decode, Limits, Packet, Progress, Recv, RequestReader, PONG};
 pub use error::{DecodeError, Reply};
 pub use request::RequestHead;

@@ -68,12 +68,31 @@ const KNOWN_KEYS: &[&str] = &[
     "HTTP_TRANSFER_ENCODING",
 ];
 
-/// Index of a key in [`KNOWN_KEYS`] that the builder treats specially.
-fn slot(name: &str) -> usize {
-    KNOWN_KEYS
-        .iter()
-        .position(|k| *k == name)
-        .unwrap_or(usize::MAX)
+/// Index of a key in [`KNOWN_KEYS`] that the builder treats specially; a name missing from the
+/// table fails the build.
+const fn slot(name: &str) -> usize {
+    let mut i = 0;
+    while i < KNOWN_KEYS.len() {
+        if const_eq(KNOWN_KEYS[i].as_bytes(), name.as_bytes()) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("slot() of a key missing from KNOWN_KEYS")
+}
+
+const fn const_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Longest key in [`KNOWN_KEYS`], for the by-length table.
@@ -159,6 +178,27 @@ impl Routes {
             .then(|| self.mountpoints.iter().position(|m| m.as_slice() == script))
             .flatten();
         (named.or(self.default), 0)
+    }
+}
+
+/// Entries an environ has room for without growing: the template's, nginx's `uwsgi_params`, and a
+/// browser's usual headers. A dict copy keeps the size of the original's table, so presizing the
+/// template spares every request the resize (a new table, every entry re-indexed) that a dict of
+/// 10 entries needs to take 25 more.
+const ENVIRON_ENTRIES: ffi::Py_ssize_t = 42;
+
+extern "C" {
+    /// CPython's presizing dict constructor: not in pyo3-ffi (private API), but exported by
+    /// libpython in every version pyo3 supports, with this signature.
+    fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
+}
+
+/// An empty dict with room for `entries` entries.
+fn presized_dict(py: Python<'_>, entries: ffi::Py_ssize_t) -> PyResult<Bound<'_, PyDict>> {
+    // SAFETY: the GIL is held; the call returns a new reference to a dict, or null with an
+    // exception set.
+    unsafe {
+        Ok(Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(entries))?.cast_into_unchecked())
     }
 }
 
@@ -262,7 +302,7 @@ impl EnvironTemplate {
             by_len[k.len()].push(i);
         }
         let sys = py.import("sys")?;
-        let template = PyDict::new(py);
+        let template = presized_dict(py, ENVIRON_ENTRIES)?;
         template.set_item(
             PyString::intern(py, "wsgi.version"),
             PyTuple::new(py, [1, 0])?,
@@ -475,7 +515,7 @@ struct Slots {
     cookie: usize,
 }
 
-static SLOT: std::sync::LazyLock<Slots> = std::sync::LazyLock::new(|| Slots {
+const SLOT: Slots = Slots {
     method: slot("REQUEST_METHOD"),
     uri: slot("REQUEST_URI"),
     path_info: slot("PATH_INFO"),
@@ -489,7 +529,7 @@ static SLOT: std::sync::LazyLock<Slots> = std::sync::LazyLock::new(|| Slots {
     forwarded_proto: slot("HTTP_X_FORWARDED_PROTO"),
     forwarded_ssl: slot("HTTP_X_FORWARDED_SSL"),
     cookie: slot("HTTP_COOKIE"),
-});
+};
 
 #[cfg(test)]
 mod tests {
@@ -510,8 +550,8 @@ mod tests {
             KNOWN_KEYS.len(),
             "duplicate entry in KNOWN_KEYS"
         );
-        assert_ne!(SLOT.cookie, usize::MAX);
-        assert_ne!(SLOT.forwarded_ssl, usize::MAX);
+        assert_eq!(KNOWN_KEYS[SLOT.cookie], "HTTP_COOKIE");
+        assert_eq!(KNOWN_KEYS[SLOT.forwarded_ssl], "HTTP_X_FORWARDED_SSL");
     }
 
     #[test]

@@ -17,6 +17,19 @@ pub struct Conn {
     claimed: AtomicBool,
 }
 
+// SAFETY: `socket2::Socket::recv` is `recv(2)` into the slice: the kernel writes the `n` bytes it
+// reports, and never more than the slice's length.
+unsafe impl crate::protocol::Recv for Conn {
+    fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+        loop {
+            match self.socket.recv(buf) {
+                Err(e) if interrupted(&e) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
 /// Why a wait for the peer ended without progress.
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for the peer")

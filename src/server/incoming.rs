@@ -62,12 +62,7 @@ impl Incoming {
     pub fn read(&mut self, timeout: Duration) -> Outcome {
         loop {
             let result = match &mut self.state {
-                State::Reading(reader) => {
-                    let spare = reader.spare();
-                    let r = self.conn.read_now(spare);
-                    reader.commit(*r.as_ref().unwrap_or(&0));
-                    r
-                }
+                State::Reading(reader) => reader.read_from(&self.conn),
                 State::Draining { left } => {
                     let mut scratch = [0u8; 8192];
                     let r = self.conn.read_now(&mut scratch);
