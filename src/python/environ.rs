@@ -95,8 +95,51 @@ const fn const_eq(a: &[u8], b: &[u8]) -> bool {
     true
 }
 
-/// Longest key in [`KNOWN_KEYS`], for the by-length table.
-const MAX_KNOWN_LEN: usize = 32;
+/// Entries of the known-key hash table: a power of two, about three times the keys, so a lookup
+/// (even of an unknown key, which ends at an empty entry) rarely probes twice.
+const KEY_TABLE_SIZE: usize = 128;
+
+/// The known-key table: each key at its hash, or at the next free entry after it.
+fn key_table() -> [u8; KEY_TABLE_SIZE] {
+    let mut table = [0u8; KEY_TABLE_SIZE];
+    for (i, k) in KNOWN_KEYS.iter().enumerate() {
+        let mut at = key_hash(k.as_bytes());
+        while table[at] != 0 {
+            at = (at + 1) % KEY_TABLE_SIZE;
+        }
+        table[at] = u8::try_from(i + 1).expect("KNOWN_KEYS fits a u8");
+    }
+    table
+}
+
+/// A key's slot in [`KNOWN_KEYS`]: one hash, and nearly always one comparison. The table always
+/// has empty entries, so a search for an unknown key ends.
+#[inline]
+fn find_known(table: &[u8; KEY_TABLE_SIZE], key: &[u8]) -> Option<usize> {
+    let mut at = key_hash(key);
+    loop {
+        let slot = usize::from(table[at].checked_sub(1)?);
+        if same_bytes(KNOWN_KEYS[slot].as_bytes(), key) {
+            return Some(slot);
+        }
+        at = (at + 1) % KEY_TABLE_SIZE;
+    }
+}
+
+/// Where a key's search starts in the known-key table: its last eight bytes (the part where
+/// `HTTP_*` names differ) and its length, multiplied by a Fibonacci constant.
+#[inline]
+fn key_hash(key: &[u8]) -> usize {
+    let word = match key.last_chunk::<8>() {
+        Some(tail) => u64::from_le_bytes(*tail),
+        None => key
+            .iter()
+            .fold(0u64, |word, &byte| (word << 8) | u64::from(byte)),
+    };
+    let mixed = (word ^ key.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The top bits of the product are the best mixed; KEY_TABLE_SIZE is 2^7.
+    (mixed >> (64 - KEY_TABLE_SIZE.trailing_zeros())) as usize
+}
 
 /// The vars the server itself reads from a request, borrowed from the packet.
 #[derive(Debug, Default, Clone, Copy)]
@@ -122,7 +165,8 @@ pub struct Seen<'a> {
 pub struct EnvironTemplate {
     template: Py<PyDict>,
     keys: Vec<Py<PyString>>,
-    by_len: Vec<Vec<usize>>,
+    /// The known keys by [`key_hash`], open addressing: `slot + 1`, or 0 for an empty entry.
+    by_hash: [u8; KEY_TABLE_SIZE],
     https: Py<PyString>,
     url_scheme: Py<PyString>,
     script_name: Py<PyString>,
@@ -235,47 +279,55 @@ thread_local! {
     );
 }
 
-/// The `str` for a known key's value, from this thread's cache when the bytes repeat.
-fn cached_value<'py>(py: Python<'py>, slot: usize, value: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    if value.len() > CACHED_VALUE_MAX {
-        return latin1(py, value);
-    }
-    VALUES.with_borrow_mut(|values| {
-        let cached = &mut values[slot];
-        if let Some(string) = cached
-            .string
-            .as_ref()
-            .filter(|_| same_bytes(&cached.bytes, value))
-        {
+/// The `str` for a known key's value, from this thread's cache (`values`) when the bytes repeat.
+#[inline]
+fn cached_value<'py>(
+    py: Python<'py>,
+    values: &mut [CachedValue],
+    slot: usize,
+    value: &[u8],
+) -> PyResult<Bound<'py, PyString>> {
+    let cached = &mut values[slot];
+    if let Some(string) = cached.string.as_ref() {
+        if same_bytes(&cached.bytes, value) {
             cached.misses = 0;
             return Ok(string.bind(py).clone());
         }
-        let string = latin1(py, value)?;
-        if cached.misses < VOLATILE_AFTER {
-            cached.misses += u8::from(cached.string.is_some());
-            cached.bytes.clear();
-            cached.bytes.extend_from_slice(value);
-            cached.string = Some(string.clone().unbind());
-        }
-        Ok(string)
-    })
+    }
+    let string = latin1(py, value)?;
+    if cached.misses < VOLATILE_AFTER && value.len() <= CACHED_VALUE_MAX {
+        cached.misses += u8::from(cached.string.is_some());
+        cached.bytes.clear();
+        cached.bytes.extend_from_slice(value);
+        cached.string = Some(string.clone().unbind());
+    }
+    Ok(string)
 }
 
-/// Byte-slice equality for the short keys and values compared per request, eight bytes at a
-/// time inline: `==` on slices calls libc's `memcmp`, which showed up at 6% of a hello request.
+/// Byte-slice equality for the short keys and values compared per request, inline: `==` on
+/// slices calls libc's `memcmp`, which showed up at 6% of a hello request. Up to 16 bytes it is two
+/// (possibly overlapping) loads per side; longer slices go eight bytes at a time.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .all(|(x, y)| x == y);
-    a8.zip(b8).all(|(x, y)| word(x) == word(y)) && tails_equal
+    let n = a.len();
+    let u64_at = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().unwrap_or([0; 4]));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        8..=16 => u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8),
+        _ => {
+            let heads_equal = a
+                .chunks_exact(8)
+                .zip(b.chunks_exact(8))
+                .all(|(x, y)| u64_at(x, 0) == u64_at(y, 0));
+            heads_equal && u64_at(a, n - 8) == u64_at(b, n - 8)
+        }
+    }
 }
 
 /// `on`, `1` (any case) as uWSGI reads `HTTPS` and `X-Forwarded-Ssl`.
@@ -297,10 +349,7 @@ impl EnvironTemplate {
             .iter()
             .map(|k| PyString::intern(py, k).unbind())
             .collect();
-        let mut by_len = vec![Vec::new(); MAX_KNOWN_LEN + 1];
-        for (i, k) in KNOWN_KEYS.iter().enumerate() {
-            by_len[k.len()].push(i);
-        }
+        let by_hash = key_table();
         let sys = py.import("sys")?;
         let template = presized_dict(py, ENVIRON_ENTRIES)?;
         template.set_item(
@@ -328,7 +377,7 @@ impl EnvironTemplate {
         Ok(EnvironTemplate {
             template: template.unbind(),
             keys,
-            by_len,
+            by_hash,
             https: PyString::intern(py, "https").unbind(),
             url_scheme: PyString::intern(py, "wsgi.url_scheme").unbind(),
             script_name: PyString::intern(py, "SCRIPT_NAME").unbind(),
@@ -340,12 +389,9 @@ impl EnvironTemplate {
     }
 
     /// The slot of a known key.
+    #[inline]
     fn known(&self, key: &[u8]) -> Option<usize> {
-        self.by_len
-            .get(key.len())?
-            .iter()
-            .copied()
-            .find(|&i| same_bytes(KNOWN_KEYS[i].as_bytes(), key))
+        find_known(&self.by_hash, key)
     }
 
     /// Build one request's environ from its vars; `input` becomes `wsgi.input`.
@@ -358,38 +404,41 @@ impl EnvironTemplate {
         let environ = self.template.bind(py).copy()?;
         let mut seen = Seen::default();
         let mut set = 0u64;
-        for (key, value) in vars {
-            let slot = self.known(key);
-            match slot {
-                Some(i) => {
-                    self.note(&mut seen, i, value);
-                    if i == SLOT.script_name || i == SLOT.path_info {
-                        continue; // Set below, once SCRIPT_NAME is known.
+        // One borrow of the value cache per request, not one per var.
+        VALUES.with_borrow_mut(|values| -> PyResult<()> {
+            for (key, value) in vars {
+                match self.known(key) {
+                    Some(i) => {
+                        self.note(&mut seen, i, value);
+                        if i == SLOT.script_name || i == SLOT.path_info {
+                            continue; // Set below, once SCRIPT_NAME is known.
+                        }
+                        let k = self.keys[i].bind(py);
+                        if set & (1 << i) != 0 && key.starts_with(b"HTTP_") {
+                            join(py, &environ, k, value, i == SLOT.cookie)?;
+                        } else {
+                            environ.set_item(k, cached_value(py, values, i, value)?)?;
+                            set |= 1 << i;
+                        }
                     }
-                    let k = self.keys[i].bind(py);
-                    if set & (1 << i) != 0 && key.starts_with(b"HTTP_") {
-                        join(py, &environ, k, value, i == SLOT.cookie)?;
-                    } else {
-                        environ.set_item(k, cached_value(py, i, value)?)?;
-                        set |= 1 << i;
-                    }
-                }
-                None => {
-                    if key.starts_with(b"wsgi.")
-                        || key == b"HTTP_CONTENT_TYPE"
-                        || key == b"HTTP_CONTENT_LENGTH"
-                    {
-                        continue;
-                    }
-                    let k = latin1(py, key)?;
-                    if key.starts_with(b"HTTP_") && environ.contains(&k)? {
-                        join(py, &environ, &k, value, false)?;
-                    } else {
-                        environ.set_item(k, latin1(py, value)?)?;
+                    None => {
+                        if key.starts_with(b"wsgi.")
+                            || key == b"HTTP_CONTENT_TYPE"
+                            || key == b"HTTP_CONTENT_LENGTH"
+                        {
+                            continue;
+                        }
+                        let k = latin1(py, key)?;
+                        if key.starts_with(b"HTTP_") && environ.contains(&k)? {
+                            join(py, &environ, &k, value, false)?;
+                        } else {
+                            environ.set_item(k, latin1(py, value)?)?;
+                        }
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         self.set_paths(py, &environ, &mut seen)?;
         if self.scheme_is_https(&seen) {
             environ.set_item(self.url_scheme.bind(py), self.https.bind(py))?;
@@ -400,21 +449,34 @@ impl EnvironTemplate {
         Ok((environ, seen))
     }
 
+    #[inline]
     fn note<'a>(&self, seen: &mut Seen<'a>, slot: usize, value: &'a [u8]) {
-        let s = &SLOT;
+        // Constant patterns, so the match is one jump table.
+        const METHOD: usize = SLOT.method;
+        const URI: usize = SLOT.uri;
+        const PATH_INFO: usize = SLOT.path_info;
+        const QUERY_STRING: usize = SLOT.query_string;
+        const PROTOCOL: usize = SLOT.protocol;
+        const REMOTE_ADDR: usize = SLOT.remote_addr;
+        const SCRIPT_NAME: usize = SLOT.script_name;
+        const HTTPS: usize = SLOT.https;
+        const UWSGI_SCHEME: usize = SLOT.uwsgi_scheme;
+        const REQUEST_SCHEME: usize = SLOT.request_scheme;
+        const FORWARDED_PROTO: usize = SLOT.forwarded_proto;
+        const FORWARDED_SSL: usize = SLOT.forwarded_ssl;
         match slot {
-            i if i == s.method => seen.method = value,
-            i if i == s.uri => seen.uri = value,
-            i if i == s.path_info => seen.path_info = value,
-            i if i == s.query_string => seen.query_string = value,
-            i if i == s.protocol => seen.protocol = Some(value),
-            i if i == s.remote_addr => seen.remote_addr = value,
-            i if i == s.script_name => seen.script_name = value,
-            i if i == s.https => seen.https = value,
-            i if i == s.uwsgi_scheme => seen.uwsgi_scheme = value,
-            i if i == s.request_scheme => seen.request_scheme = value,
-            i if i == s.forwarded_proto => seen.forwarded_proto = value,
-            i if i == s.forwarded_ssl => seen.forwarded_ssl = value,
+            METHOD => seen.method = value,
+            URI => seen.uri = value,
+            PATH_INFO => seen.path_info = value,
+            QUERY_STRING => seen.query_string = value,
+            PROTOCOL => seen.protocol = Some(value),
+            REMOTE_ADDR => seen.remote_addr = value,
+            SCRIPT_NAME => seen.script_name = value,
+            HTTPS => seen.https = value,
+            UWSGI_SCHEME => seen.uwsgi_scheme = value,
+            REQUEST_SCHEME => seen.request_scheme = value,
+            FORWARDED_PROTO => seen.forwarded_proto = value,
+            FORWARDED_SSL => seen.forwarded_ssl = value,
             _ => {}
         }
     }
@@ -541,7 +603,10 @@ mod tests {
             KNOWN_KEYS.len() <= 64,
             "the duplicate bitset holds 64 slots"
         );
-        assert!(KNOWN_KEYS.iter().all(|k| k.len() <= MAX_KNOWN_LEN));
+        assert!(
+            KNOWN_KEYS.len() * 2 < KEY_TABLE_SIZE,
+            "the key table needs room"
+        );
         let mut sorted = KNOWN_KEYS.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
@@ -552,6 +617,52 @@ mod tests {
         );
         assert_eq!(KNOWN_KEYS[SLOT.cookie], "HTTP_COOKIE");
         assert_eq!(KNOWN_KEYS[SLOT.forwarded_ssl], "HTTP_X_FORWARDED_SSL");
+    }
+
+    #[test]
+    fn known_keys_are_found_and_others_are_not() {
+        let table = key_table();
+        for (i, k) in KNOWN_KEYS.iter().enumerate() {
+            assert_eq!(find_known(&table, k.as_bytes()), Some(i), "{k}");
+        }
+        for unknown in [
+            &b""[..],
+            b"X",
+            b"HTTPS_",
+            b"HTTP_X_CUSTOM_HEADER",
+            b"http_host",
+            b"HTTP_HOS",
+            b"QUERY_STRING\0",
+            b"UWSGI_FILE",
+        ] {
+            assert_eq!(find_known(&table, unknown), None, "{unknown:?}");
+        }
+        // nginx's uwsgi_params and the headers every browser sends: found on the first probe.
+        for k in [
+            "REQUEST_METHOD",
+            "QUERY_STRING",
+            "PATH_INFO",
+            "HTTP_HOST",
+            "REMOTE_ADDR",
+        ] {
+            let first = table[key_hash(k.as_bytes())];
+            assert_eq!(KNOWN_KEYS[usize::from(first) - 1], k);
+        }
+    }
+
+    #[test]
+    fn same_bytes_agrees_with_eq() {
+        let text = b"HTTP_X_FORWARDED_PROTO=https; a longer value than sixteen bytes";
+        for len in 0..text.len() {
+            let a = &text[..len];
+            assert!(same_bytes(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "{len} bytes, differing at {at}");
+            }
+            assert!(!same_bytes(a, &text[..len + 1]));
+        }
     }
 
     #[test]
