@@ -15,11 +15,77 @@ pub fn initialize(config: &Config) -> Result<(), String> {
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|e| format!("--chdir {}: {e}", dir.display()))?;
     }
-    Python::initialize();
+    start(config.virtualenv.as_deref())?;
     Python::attach(|py| prepare(py, config)).map_err(|e| {
         Python::attach(|py| e.display(py));
         "cannot prepare the Python interpreter".to_string()
     })
+}
+
+/// The interpreter a virtualenv runs: its `bin/python`, when it has one and a `pyvenv.cfg`.
+fn venv_python(venv: &Path) -> Option<std::path::PathBuf> {
+    if !venv.join("pyvenv.cfg").is_file() {
+        return None;
+    }
+    ["python", "python3"]
+        .iter()
+        .map(|name| venv.join("bin").join(name))
+        .find(|p| p.exists())
+}
+
+/// Start the interpreter as `Py_InitializeEx(0)` would (no Python signal handlers: signals belong
+/// to rwsgi), but for a virtualenv with a `pyvenv.cfg` as that venv's own `bin/python` starts:
+/// `sys.prefix` is the venv, and the base interpreter's site-packages (and the `.pth` files there)
+/// are left out unless `include-system-site-packages = true`. Leaves the thread detached.
+fn start(virtualenv: Option<&Path>) -> Result<(), String> {
+    use pyo3::ffi;
+    let program = virtualenv.and_then(venv_python);
+    let program = match program
+        .as_deref()
+        .map(|p| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())))
+    {
+        Some(Ok(path)) => Some(path),
+        Some(Err(_)) => return Err("--virtualenv: the path holds a NUL byte".into()),
+        None => None,
+    };
+    let fail = |status: ffi::PyStatus| {
+        // SAFETY: `err_msg` is null or a static C string set by CPython.
+        let msg = unsafe { status.err_msg.as_ref() }.map(|m| {
+            unsafe { std::ffi::CStr::from_ptr(m) }
+                .to_string_lossy()
+                .into_owned()
+        });
+        format!(
+            "cannot start the Python interpreter: {}",
+            msg.unwrap_or_else(|| "unknown error".into())
+        )
+    };
+    // SAFETY: the config is initialised by CPython before any field is touched, cleared after
+    // use, and the interpreter is started once, from the main thread, before any other Python
+    // call; the thread state is then released as pyo3 expects of an interpreter it did not start.
+    unsafe {
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let config = config.assume_init_mut();
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        if let Some(program) = &program {
+            let status =
+                ffi::PyConfig_SetBytesString(config, &mut config.program_name, program.as_ptr());
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(config);
+                return Err(fail(status));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(config);
+        ffi::PyConfig_Clear(config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(fail(status));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Python::initialize();
+    Ok(())
 }
 
 fn prepare(py: Python<'_>, config: &Config) -> PyResult<()> {
@@ -65,6 +131,12 @@ fn add_virtualenv(
             venv.display(),
             site_packages.display()
         );
+        return Ok(());
+    }
+    let prefix: std::path::PathBuf = sys.getattr("prefix")?.extract()?;
+    if prefix.canonicalize().ok() == venv.canonicalize().ok() {
+        // Started as the venv's own interpreter: its site-packages are already in place.
+        tracing::info!("virtualenv: {}", venv.display());
         return Ok(());
     }
     let before = path.len();

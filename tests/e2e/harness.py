@@ -188,7 +188,7 @@ class Server:
 
     def start(self, binary, env):
         cmd = [str(binary), "--socket", self.socket_arg]
-        venv = virtualenv_path()
+        venv = env.get("RWSGI_TEST_VIRTUALENV") or virtualenv_path()
         if venv:
             cmd += ["--virtualenv", venv]
         cmd += [str(a) for a in self.args]
