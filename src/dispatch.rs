@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// One request, from the moment its head is complete.
 #[derive(Debug)]
@@ -30,7 +30,6 @@ pub struct Job {
     pub head: RequestHead,
     /// When the connection was accepted (the log line's "in N msecs" counts from here).
     pub accepted: Instant,
-    pub accepted_wall: SystemTime,
 }
 
 /// Something that wakes the event loop (its mio `Waker`, behind a closure so this module stays

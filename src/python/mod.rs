@@ -72,6 +72,9 @@ impl Recycle {
 
     /// Why a worker that has served `served` requests should retire now, if it should.
     fn due(&self, worker_id: usize, served: u64) -> Option<String> {
+        if self.max_requests == 0 && self.max_rss == 0 {
+            return None;
+        }
         if self.since.elapsed() < self.min_lifetime {
             return None;
         }

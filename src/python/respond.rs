@@ -39,7 +39,6 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         buf,
         head,
         accepted,
-        accepted_wall,
     } = job;
     let conn = Arc::new(conn);
     let body_start = head.body_start();
@@ -209,7 +208,10 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             remote_addr: seen.remote_addr,
             var_count: head.var_count * 2,
             vars_bytes: head.vars_len,
-            started: accepted_wall,
+            // The wall-clock time of the accept, worked out only for a line that is written.
+            started: std::time::SystemTime::now()
+                .checked_sub(accepted.elapsed())
+                .unwrap_or(std::time::UNIX_EPOCH),
             method: seen.method,
             uri,
             body_bytes,

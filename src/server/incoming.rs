@@ -10,7 +10,7 @@ use crate::protocol::{
     DecodeError, Limits, Packet, Progress, Reply, RequestHead, RequestReader, PONG,
 };
 use std::io;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Bytes discarded from a connection that got an error answer, so closing it does not reset the
 /// peer before it has read the answer.
@@ -24,7 +24,6 @@ pub struct Incoming {
     /// When it is closed if nothing more arrives (`--socket-timeout` after the last byte).
     pub deadline: Instant,
     pub accepted: Instant,
-    pub accepted_wall: SystemTime,
 }
 
 #[derive(Debug)]
@@ -54,12 +53,22 @@ impl Incoming {
             state: State::Reading(RequestReader::new(limits)),
             deadline: now + timeout,
             accepted: now,
-            accepted_wall: SystemTime::now(),
         }
     }
 
     /// Read until the packet is complete or the socket has nothing more.
     pub fn read(&mut self, timeout: Duration) -> Outcome {
+        // The deadline moves with each read that brought bytes, but the clock is read only when
+        // the connection is left waiting (a packet that arrives whole never reads it).
+        let mut progressed = false;
+        let outcome = self.read_inner(&mut progressed);
+        if progressed && matches!(outcome, Outcome::Pending) {
+            self.deadline = Instant::now() + timeout;
+        }
+        outcome
+    }
+
+    fn read_inner(&mut self, progressed: &mut bool) -> Outcome {
         loop {
             let result = match &mut self.state {
                 State::Reading(reader) => reader.read_from(&self.conn),
@@ -84,7 +93,7 @@ impl Incoming {
                     }
                     return Outcome::Close;
                 }
-                Ok(_) => self.deadline = Instant::now() + timeout,
+                Ok(_) => *progressed = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,
                 Err(e) => {
                     tracing::debug!("read from a new connection failed: {e}");
@@ -142,7 +151,6 @@ impl Incoming {
             buf: reader.into_buffer(),
             head,
             accepted: self.accepted,
-            accepted_wall: self.accepted_wall,
         }
     }
 }
