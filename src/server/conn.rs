@@ -12,21 +12,30 @@ use std::time::{Duration, Instant};
 /// An accepted uwsgi connection (TCP or unix: both are plain stream sockets here).
 #[derive(Debug)]
 pub struct Conn {
-    socket: socket2::Socket,
+    /// Closed by [`Conn`]'s `Drop` (a raw `close`), never by socket2's.
+    socket: std::mem::ManuallyDrop<socket2::Socket>,
     /// Set by whoever starts the response: the Python thread, or the harakiri answer.
     claimed: AtomicBool,
 }
 
-// SAFETY: `socket2::Socket::recv` is `recv(2)` into the slice: the kernel writes the `n` bytes it
-// reports, and never more than the slice's length.
+// SAFETY: `sys::recv` is `recvfrom(2)` into the slice: the kernel writes the `n` bytes it reports,
+// and never more than the slice's length.
 unsafe impl crate::protocol::Recv for Conn {
     fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
         loop {
-            match self.socket.recv(buf) {
+            match super::sys::recv(self.fd(), buf) {
                 Err(e) if interrupted(&e) => {}
                 other => return other,
             }
         }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this Conn's alone, and the socket2 wrapper around it is
+        // never dropped (ManuallyDrop), so it is closed exactly once, here.
+        unsafe { super::sys::close(self.socket.as_raw_fd()) };
     }
 }
 
@@ -47,7 +56,7 @@ impl Conn {
     /// Wrap an accepted, non-blocking socket.
     pub fn new(socket: socket2::Socket) -> Conn {
         Conn {
-            socket,
+            socket: std::mem::ManuallyDrop::new(socket),
             claimed: AtomicBool::new(false),
         }
     }
@@ -100,7 +109,7 @@ impl Conn {
     pub fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         let deadline = Instant::now() + timeout;
         loop {
-            match (&self.socket).read(buf) {
+            match (&*self.socket).read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if would_block(&e) => self.wait(libc::POLLIN, deadline)?,
                 Err(e) if interrupted(&e) => {}
@@ -112,7 +121,7 @@ impl Conn {
     /// Read without waiting: `Err(WouldBlock)` when nothing is there (the event loop's reads).
     pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match (&self.socket).read(buf) {
+            match (&*self.socket).read(buf) {
                 Err(e) if interrupted(&e) => {}
                 other => return other,
             }
@@ -132,7 +141,7 @@ impl Conn {
             let mut slices = Vec::with_capacity(bufs.len() - index);
             slices.push(IoSlice::new(&bufs[index][offset..]));
             slices.extend(bufs[index + 1..].iter().map(|b| IoSlice::new(b)));
-            match (&self.socket).write_vectored(&slices) {
+            match (&*self.socket).write_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
                     while n > 0 && index < bufs.len() {
@@ -157,9 +166,20 @@ impl Conn {
 
     /// One `writev` without waiting: the bytes the kernel took, 0 when the buffer is full.
     pub fn write_vectored_now(&self, bufs: &[&[u8]]) -> io::Result<usize> {
-        let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        // A response is a head and a body: no allocation for the slice list in that case.
+        let mut few = [IoSlice::new(&[]); 4];
+        let many: Vec<IoSlice<'_>>;
+        let slices = if bufs.len() <= few.len() {
+            for (slot, buf) in few.iter_mut().zip(bufs) {
+                *slot = IoSlice::new(buf);
+            }
+            &few[..bufs.len()]
+        } else {
+            many = bufs.iter().map(|b| IoSlice::new(b)).collect();
+            &many[..]
+        };
         loop {
-            match (&self.socket).write_vectored(&slices) {
+            match super::sys::send_vectored(self.fd(), slices) {
                 Err(e) if would_block(&e) => return Ok(0),
                 Err(e) if interrupted(&e) => {}
                 other => return other,
@@ -169,7 +189,7 @@ impl Conn {
 
     /// Write without waiting; what the kernel took (the event loop's error answers).
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.socket).write(buf)
+        (&*self.socket).write(buf)
     }
 
     /// Send `len` bytes of the file `fd` from `offset` with `sendfile(2)`; returns the bytes sent,

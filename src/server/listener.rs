@@ -220,22 +220,11 @@ fn set_defer_accept(socket: &Socket, secs: u64) {
 /// and close-on-exec.
 pub fn accept_on(fd: RawFd) -> io::Result<Socket> {
     loop {
-        // SAFETY: accept4 on a descriptor the caller keeps open; null address pointers are allowed.
-        let conn = unsafe {
-            libc::accept4(
-                fd,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
-        if conn >= 0 {
+        match super::sys::accept4(fd) {
             // SAFETY: accept4 returned a new descriptor that we now own.
-            return Ok(Socket::from(unsafe { OwnedFd::from_raw_fd(conn) }));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+            Ok(conn) => return Ok(Socket::from(unsafe { OwnedFd::from_raw_fd(conn) })),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

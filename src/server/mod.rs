@@ -6,6 +6,7 @@ pub mod conn;
 pub mod event_loop;
 pub mod incoming;
 pub mod listener;
+pub mod sys;
 
 pub use acceptor::Acceptor;
 pub use conn::Conn;
