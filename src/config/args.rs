@@ -164,6 +164,13 @@ pub struct Args {
     #[arg(long, help_heading = "Processes")]
     pub lazy_apps: bool,
 
+    /// Freeze the objects the master's import made (`gc.freeze()`) before forking a worker, so
+    /// the workers' garbage collections never write to them and their pages stay shared;
+    /// `--gc-freeze=false` turns it off.
+    #[arg(long, num_args = 0..=1, default_value = "true", default_missing_value = "true",
+          value_name = "BOOL", action = ArgAction::Set, value_parser = parse_bool, help_heading = "App")]
+    pub gc_freeze: bool,
+
     /// Seconds a request may run before it is answered with an error and its worker recycled.
     #[arg(
         short = 't',

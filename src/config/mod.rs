@@ -45,6 +45,8 @@ pub struct Config {
     pub virtualenv: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub need_app: bool,
+    /// `gc.freeze()` in the master before each fork (not with `--lazy-apps`).
+    pub gc_freeze: bool,
     pub threads: usize,
     pub processes: usize,
     pub master: bool,
@@ -315,6 +317,7 @@ impl Config {
             virtualenv,
             env,
             need_app: args.need_app,
+            gc_freeze: args.gc_freeze,
             threads: usize::from(args.threads),
             processes,
             // What needs a supervisor turns the master on, as a user of these flags expects.

@@ -131,9 +131,13 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
     master.serve()
 }
 
-/// Fork; with Python imported, around CPython's fork hooks (see [`python::fork`]).
-fn fork(with_python: bool) -> i32 {
+/// Fork; with Python imported, around CPython's fork hooks (see [`python::fork`]), and with
+/// `--gc-freeze` after moving every object the master holds out of the collector's reach.
+fn fork(with_python: bool, gc_freeze: bool) -> i32 {
     if with_python {
+        if gc_freeze {
+            python::gc_freeze();
+        }
         python::fork()
     } else {
         // SAFETY: the master is single-threaded (no Python, no other threads).
@@ -449,7 +453,7 @@ impl Master<'_> {
         // master's, which the child removes, and be lost): block them across the fork; the worker
         // unblocks once its handlers are installed.
         let saved = crate::sigmask::block_stop_signals();
-        let pid = fork(self.app.is_some());
+        let pid = fork(self.app.is_some(), self.config.gc_freeze);
         if pid != 0 {
             crate::sigmask::restore(&saved);
         }

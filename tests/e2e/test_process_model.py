@@ -606,3 +606,36 @@ def test_pidfile_holds_the_master_pid_and_vacuum_removes_it_and_the_socket(serve
     assert not pidfile.exists(), "--vacuum left the pidfile behind"
     assert not Path(srv.address).exists(), "--vacuum left the unix socket behind"
     assert all(wait_gone(w, 5) for w in workers), "workers outlived the master"
+
+
+# --------------------------------------------------------------------------- gc.freeze before fork
+
+FREEZE_APP = """
+import gc
+
+IMPORTED = [{"made": "at import"} for _ in range(1000)]
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(gc.get_freeze_count()).encode()]
+"""
+
+
+@pytest.mark.parametrize(
+    "flags, frozen",
+    [((), True), (("--gc-freeze=false",), False), (("--lazy-apps",), False)],
+    ids=["default", "off", "lazy-apps"],
+)
+def test_gc_freeze_before_fork(server, tmp_path, flags, frozen):
+    """The master freezes what the import made before forking (the workers' collections then leave
+    those pages shared); not when asked not to, and not with --lazy-apps (nothing to share)."""
+    app = tmp_path / "freeze_app.py"
+    app.write_text(FREEZE_APP)
+    srv = server("--wsgi-file", app, "--master", "--processes", "2", *flags)
+    status, _, body = srv.get("/")
+    assert status.startswith("HTTP/1.1 200"), (status, body, srv.log())
+    count = int(body)
+    if frozen:
+        assert count >= 1000, f"only {count} objects frozen in the worker"
+    else:
+        assert count == 0, f"{count} objects frozen in the worker"
