@@ -158,7 +158,9 @@ impl RequestReader {
     }
 
     /// Space to read into: at least `READ_CHUNK` bytes, or what the decoded sizes say is missing.
-    /// Call [`RequestReader::commit`] with the number of bytes written.
+    /// Call [`RequestReader::commit`] with the number of bytes written. The safe, zeroed form of
+    /// [`RequestReader::read_from`] for callers without a [`Recv`] source (the property tests, the
+    /// fuzzers, the benches); the server reads with `read_from`.
     pub fn spare(&mut self) -> &mut [u8] {
         let want = self.wanted().max(READ_CHUNK);
         // The buffer only grows: room offered before and not filled is offered again without
