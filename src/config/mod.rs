@@ -241,6 +241,58 @@ fn drop_unknown_options(
     out
 }
 
+/// A `--mount`: the mountpoint (no trailing slash) and its app.
+type Mount = (String, AppSpec);
+
+/// `--env KEY=VALUE`.
+fn env_pair(kv: &str) -> Result<(String, String), ConfigError> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(ConfigError(format!("--env {kv:?} is not KEY=VALUE"))),
+    }
+}
+
+/// The app (`--wsgi-file` or `--module`) and the `--mount`ed ones; at least one unless
+/// `--need-app=false`.
+fn apps(args: &Args) -> Result<(Option<AppSpec>, Vec<Mount>), ConfigError> {
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| parse_mount(m, &args.callable))
+        .collect::<Result<Vec<_>, _>>()?;
+    let app = match (&args.wsgi_file, &args.module) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "give either --wsgi-file or --module, not both".into(),
+            ))
+        }
+        (Some(path), None) => Some(AppSpec::File {
+            path: path.clone(),
+            callable: args.callable.clone(),
+        }),
+        (None, Some(m)) => Some(module_spec(m, &args.callable)),
+        (None, None) => None,
+    };
+    if app.is_none() && mounts.is_empty() && args.need_app {
+        return Err(ConfigError(
+            "no app given: use --wsgi-file FILE, --module pkg.mod:callable or --mount".into(),
+        ));
+    }
+    Ok((app, mounts))
+}
+
+/// What needs a supervisor turns the master on, as a user of these flags expects.
+fn needs_master(args: &Args, processes: usize) -> bool {
+    args.master
+        || processes > 1
+        || args.harakiri > 0
+        || args.max_requests > 0
+        || args.reload_on_rss > 0
+        || args.max_worker_lifetime > 0
+        || args.stats.is_some()
+        || !args.touch_reload.is_empty()
+}
+
 impl Config {
     /// Validate flags into a configuration.
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
@@ -256,42 +308,18 @@ impl Config {
         }
         let chmod_socket = octal("--chmod-socket", args.chmod_socket.as_deref(), 0o7777)?;
         let umask = octal("--umask", args.umask.as_deref(), 0o777)?;
-        let mounts = args
-            .mount
-            .iter()
-            .map(|m| parse_mount(m, &args.callable))
-            .collect::<Result<Vec<_>, _>>()?;
-        let app = match (&args.wsgi_file, &args.module) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError(
-                    "give either --wsgi-file or --module, not both".into(),
-                ))
-            }
-            (Some(path), None) => Some(AppSpec::File {
-                path: path.clone(),
-                callable: args.callable.clone(),
-            }),
-            (None, Some(m)) => Some(module_spec(m, &args.callable)),
-            (None, None) => None,
-        };
-        if app.is_none() && mounts.is_empty() && args.need_app {
-            return Err(ConfigError(
-                "no app given: use --wsgi-file FILE, --module pkg.mod:callable or --mount".into(),
-            ));
-        }
+        let (app, mounts) = apps(&args)?;
         let env = args
             .env
             .iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-                _ => Err(ConfigError(format!("--env {kv:?} is not KEY=VALUE"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|kv| env_pair(kv))
+            .collect::<Result<_, _>>()?;
         let virtualenv = args
             .virtualenv
             .clone()
             .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
         let processes = usize::from(args.processes);
+        let master = needs_master(&args, processes);
         let limits = Limits {
             buffer_size: args.buffer_size as usize,
             limit_post: args.limit_post,
@@ -321,14 +349,7 @@ impl Config {
             threads: usize::from(args.threads),
             processes,
             // What needs a supervisor turns the master on, as a user of these flags expects.
-            master: args.master
-                || processes > 1
-                || args.harakiri > 0
-                || args.max_requests > 0
-                || args.reload_on_rss > 0
-                || args.max_worker_lifetime > 0
-                || args.stats.is_some()
-                || !args.touch_reload.is_empty(),
+            master,
             lazy_apps: args.lazy_apps,
             harakiri: secs(args.harakiri),
             max_requests: args.max_requests,
