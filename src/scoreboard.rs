@@ -23,6 +23,9 @@ pub struct WorkerSlot {
     pub pid: AtomicI32,
     /// 1 while the worker accepts connections, 0 while it stops or is being replaced.
     pub accepting: AtomicU32,
+    /// 1 once the worker's threads are up and accepting (set by the worker itself), 0 from its spawn
+    /// until then and again once it stops: what chain reloads, readiness and `READY=1` wait for.
+    pub ready: AtomicU32,
     /// Requests served by this worker id, across respawns.
     pub requests: AtomicU64,
     /// Requests served since the last spawn.
@@ -148,6 +151,7 @@ impl Scoreboard {
         w.pid.store(pid, Ordering::Relaxed);
         w.delta_requests.store(0, Ordering::Relaxed);
         w.accepting.store(1, Ordering::Relaxed);
+        w.ready.store(0, Ordering::Relaxed);
         w.last_spawn
             .store(now_micros() / 1_000_000, Ordering::Relaxed);
         for core in 0..self.threads {

@@ -223,5 +223,8 @@ fn push_str(out: &mut String, text: &str) {
     out.push('"');
 }
 
+mod summary;
+pub use summary::summary;
+
 #[cfg(test)]
 mod tests;

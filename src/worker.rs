@@ -53,8 +53,10 @@ pub fn run(
         threads.push(handle);
     }
 
-    let stop = event_loop.run(&sink);
     let worker = app.board.worker(app.worker_id);
+    worker.ready.store(1, Ordering::SeqCst);
+    let stop = event_loop.run(&sink);
+    worker.ready.store(0, Ordering::SeqCst);
     worker.accepting.store(0, Ordering::SeqCst);
     match stop {
         Stop::Fast => tracing::info!("SIGINT/SIGQUIT received: fast shutdown"),

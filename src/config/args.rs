@@ -329,6 +329,10 @@ pub struct Args {
     /// one worker.
     #[arg(long, help_heading = "Compatibility")]
     pub thunder_lock: bool,
+
+    /// Operations: master FIFO, chain reload, metrics, adaptive workers, attached daemons.
+    #[command(flatten)]
+    pub ops: super::ops::OpsArgs,
 }
 
 /// uWSGI's boolean spellings.

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod ini;
+pub mod ops;
 pub mod socket;
 
 use crate::protocol::Limits;
@@ -74,6 +75,8 @@ pub struct Config {
     pub log_format: Option<crate::log::LogFormat>,
     /// `--umask`, parsed.
     pub umask: Option<u32>,
+    /// Operations settings (master FIFO, metrics, adaptive workers, daemons).
+    pub ops: ops::Ops,
 }
 
 /// An octal mode or mask flag, at most `max`.
@@ -291,6 +294,7 @@ fn needs_master(args: &Args, processes: usize) -> bool {
         || args.max_worker_lifetime > 0
         || args.stats.is_some()
         || !args.touch_reload.is_empty()
+        || args.ops.need_master()
 }
 
 impl Config {
@@ -377,6 +381,7 @@ impl Config {
             },
             log_format: args.log_format.as_deref().map(crate::log::LogFormat::parse),
             umask,
+            ops: args.ops.validate()?,
         })
     }
 }

@@ -6,6 +6,8 @@
 //! A worker that is recycled, or that stopped accepting by itself (harakiri), is replaced at once and
 //! finishes its in-flight requests beside its successor, so recycling never fails a request.
 
+mod chain;
+mod fifo;
 pub mod signals;
 mod supervisor;
 

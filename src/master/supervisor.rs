@@ -1,6 +1,8 @@
 //! The master's loop: a `poll(2)` over its signal pipes and the stats socket, with a tick that
 //! reaps, respawns, recycles and watches `--touch-reload` files.
 
+use super::chain::{Chain, Step};
+use super::fifo::{Command, Fifo};
 use super::signals::{Event, Signals};
 use super::{FAILED_APP_CODE, LISTEN_FDS_ENV};
 use crate::config::{Config, SocketSpec};
@@ -68,11 +70,38 @@ struct Master<'a> {
     stats: Option<Listener>,
     phase: Phase,
     touched: Vec<(PathBuf, Option<SystemTime>)>,
+    /// `--touch-chain-reload` files and their last modification times.
+    touched_chain: Vec<(PathBuf, Option<SystemTime>)>,
     failed: bool,
+    /// `--master-fifo`.
+    fifo: Option<Fifo>,
+    /// A chain reload in progress.
+    chain: Option<Chain>,
+}
+
+/// What a descriptor in the master's poll set is.
+#[derive(Clone, Copy)]
+enum Source {
+    Signal(usize),
+    Stats,
+    Fifo,
 }
 
 fn mtime(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The first watched file whose modification time changed (all are brought up to date).
+fn touched(files: &mut [(PathBuf, Option<SystemTime>)]) -> Option<String> {
+    let mut changed = None;
+    for (path, seen) in files {
+        let now = mtime(path);
+        if now != *seen {
+            *seen = now;
+            changed = Some(path.display().to_string());
+        }
+    }
+    changed
 }
 
 /// Run the master until shutdown. `argv` is the command line, for a reload by re-exec.
@@ -98,6 +127,15 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
         }
         None => None,
     };
+    let fifo = match &config.ops.master_fifo {
+        Some(path) => {
+            Some(Fifo::create(path).map_err(|e| format!("--master-fifo {}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    if let Some(f) = &fifo {
+        tracing::info!("master fifo {} ready", f.path().display());
+    }
     let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let now = Instant::now();
     let mut master = Master {
@@ -125,7 +163,15 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
             .iter()
             .map(|p| (p.clone(), mtime(p)))
             .collect(),
+        touched_chain: config
+            .ops
+            .touch_chain_reload
+            .iter()
+            .map(|p| (p.clone(), mtime(p)))
+            .collect(),
         failed: false,
+        fifo,
+        chain: None,
     };
     tracing::info!("spawned rwsgi master process (pid: {})", std::process::id());
     master.serve()
@@ -158,6 +204,7 @@ impl Master<'_> {
                     self.respawn_due()?;
                     self.recycle_due()?;
                     self.check_touch_reload()?;
+                    self.chain_step()?;
                     self.update_memory();
                 }
                 Phase::Stopping { deadline, reload } => {
@@ -180,23 +227,26 @@ impl Master<'_> {
     /// Sleep until a signal, a stats connection, or the tick.
     fn wait(&mut self) {
         let Some(signals) = &self.signals else { return };
-        let mut fds: Vec<libc::pollfd> = signals
+        let mut sources: Vec<(RawFd, Source)> = signals
             .fds()
             .into_iter()
-            .map(|fd| libc::pollfd {
+            .enumerate()
+            .map(|(i, fd)| (fd, Source::Signal(i)))
+            .collect();
+        if let Some(stats) = &self.stats {
+            sources.push((stats.fd(), Source::Stats));
+        }
+        if let Some(fifo) = &self.fifo {
+            sources.push((fifo.fd(), Source::Fifo));
+        }
+        let mut fds: Vec<libc::pollfd> = sources
+            .iter()
+            .map(|&(fd, _)| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             })
             .collect();
-        let nsignals = fds.len();
-        if let Some(stats) = &self.stats {
-            fds.push(libc::pollfd {
-                fd: stats.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
         // SAFETY: `fds` is a valid array of pollfd for the call.
         let n = unsafe {
             libc::poll(
@@ -208,14 +258,24 @@ impl Master<'_> {
         if n <= 0 {
             return;
         }
-        for (i, pfd) in fds.iter().enumerate() {
+        for (pfd, &(_, source)) in fds.iter().zip(&sources) {
             if pfd.revents == 0 {
                 continue;
             }
-            if i >= nsignals {
-                self.serve_stats();
-                continue;
-            }
+            let i = match source {
+                Source::Signal(i) => i,
+                Source::Stats => {
+                    self.serve_stats();
+                    continue;
+                }
+                Source::Fifo => {
+                    let commands = self.fifo.as_mut().map(Fifo::commands).unwrap_or_default();
+                    for command in commands {
+                        self.command(command);
+                    }
+                    continue;
+                }
+            };
             let event = self.signals.as_mut().map(|s| s.take(i));
             match event {
                 Some(Event::Term) => {
@@ -397,6 +457,11 @@ impl Master<'_> {
 
     /// Tell worker `id` to finish its requests and exit, and start its successor now.
     fn replace(&mut self, id: usize, reason: &str) -> Result<(), String> {
+        self.replace_with(id, reason, libc::SIGTERM)
+    }
+
+    /// [`Self::replace`], stopping the old worker with `signal` (SIGINT: at once).
+    fn replace_with(&mut self, id: usize, reason: &str, signal: libc::c_int) -> Result<(), String> {
         let old = self.slots[id - 1].pid;
         if old > 0 {
             if reason == STOPPED_ACCEPTING {
@@ -409,7 +474,7 @@ impl Master<'_> {
                 );
             }
             // SAFETY: signalling a child we forked.
-            unsafe { libc::kill(old, libc::SIGTERM) };
+            unsafe { libc::kill(old, signal) };
             self.retiring.push(old);
         }
         self.slots[id - 1].pid = 0;
@@ -418,16 +483,99 @@ impl Master<'_> {
     }
 
     fn check_touch_reload(&mut self) -> Result<(), String> {
-        let mut changed = None;
-        for (path, seen) in &mut self.touched {
-            let now = mtime(path);
-            if now != *seen {
-                *seen = now;
-                changed = Some(path.display().to_string());
-            }
-        }
-        if let Some(path) = changed {
+        if let Some(path) = touched(&mut self.touched) {
             self.reload(&format!("{path} was touched"));
+        }
+        if let Some(path) = touched(&mut self.touched_chain) {
+            self.start_chain(&format!("{path} was touched"));
+        }
+        Ok(())
+    }
+
+    /// Run one master FIFO command.
+    fn command(&mut self, command: Command) {
+        tracing::info!("[master-fifo] command {command:?}");
+        let running = matches!(self.phase, Phase::Running);
+        match command {
+            Command::Reload => self.reload("[master-fifo] graceful reload"),
+            Command::BrutalReload if running => {
+                tracing::info!(
+                    "[master-fifo] brutal reload: killing workers, then reloading the master"
+                );
+                self.stop(true, Duration::from_secs(3), libc::SIGINT);
+            }
+            Command::ChainReload => self.start_chain("[master-fifo] chain reload"),
+            Command::Stop if running => {
+                tracing::info!(
+                    "[master-fifo] graceful shutdown (in-flight requests get --reload-mercy {}s)",
+                    self.config.reload_mercy.as_secs()
+                );
+                self.stop(false, self.config.reload_mercy, libc::SIGTERM);
+            }
+            Command::FastStop if running => {
+                tracing::info!("[master-fifo] fast shutdown: killing workers...");
+                self.stop(false, Duration::from_secs(3), libc::SIGINT);
+            }
+            Command::ReloadWorkers | Command::BrutalReloadWorkers if running => {
+                let (how, signal) = if command == Command::ReloadWorkers {
+                    ("gracefully", libc::SIGTERM)
+                } else {
+                    ("brutally", libc::SIGINT)
+                };
+                tracing::info!("[master-fifo] {how} reloading workers...");
+                for id in 1..=self.slots.len() {
+                    if self.slots[id - 1].pid > 0 {
+                        if let Err(e) = self.replace_with(id, "workers reload", signal) {
+                            tracing::error!("{e}");
+                        }
+                    }
+                }
+            }
+            Command::Stats => {
+                for line in stats::summary(&self.snapshot_with(&self.socket_infos())) {
+                    tracing::info!("{line}");
+                }
+            }
+            Command::MoreWorkers | Command::FewerWorkers => {
+                tracing::warn!("[master-fifo] +/- change the worker count only with --cheaper");
+            }
+            _ => tracing::info!("[master-fifo] ignored while stopping"),
+        }
+    }
+
+    /// Begin a chain reload (unless one runs or the master is stopping).
+    fn start_chain(&mut self, why: &str) {
+        if !matches!(self.phase, Phase::Running) || self.chain.is_some() {
+            return;
+        }
+        if !self.config.lazy_apps {
+            tracing::info!("{why}: chain reload without --lazy-apps forks the workers from the master's copy of the app (the code does not change)");
+        }
+        tracing::info!("{why}: chain reload starting...");
+        self.chain = Some(Chain::new(self.slots.len()));
+    }
+
+    /// Move a chain reload on: replace the next worker once the previous successor accepts.
+    fn chain_step(&mut self) -> Result<(), String> {
+        let Some(chain) = &mut self.chain else {
+            return Ok(());
+        };
+        let slots = &self.slots;
+        let board = &self.board;
+        let step = chain.step(
+            |id| slots[id - 1].pid > 0,
+            |id| board.worker(id).ready.load(Ordering::SeqCst) == 1,
+        );
+        match step {
+            Step::Replace(id) => {
+                tracing::info!("chain next victim is worker {id}");
+                self.replace(id, "chain reload")?;
+            }
+            Step::Wait => {}
+            Step::Done => {
+                tracing::info!("chain reloading complete");
+                self.chain = None;
+            }
         }
         Ok(())
     }
@@ -490,6 +638,7 @@ impl Master<'_> {
             signals.uninstall();
         }
         self.stats = None;
+        self.fifo = None;
         // SAFETY: prctl and getppid have no memory-safety preconditions.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -532,29 +681,35 @@ impl Master<'_> {
         })
     }
 
+    fn socket_infos(&self) -> Vec<stats::SocketInfo> {
+        self.listeners
+            .iter()
+            .map(|l| stats::SocketInfo {
+                name: l.spec().to_string(),
+                queue: l.queue_len(),
+                max_queue: self.config.listen,
+            })
+            .collect()
+    }
+
+    fn snapshot_with<'s>(&'s self, sockets: &'s [stats::SocketInfo]) -> stats::Snapshot<'s> {
+        stats::Snapshot {
+            board: &self.board,
+            sockets,
+            master_pid: std::process::id() as i32,
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            memory_report: self.config.memory_report,
+        }
+    }
+
     fn serve_stats(&self) {
         let Some(listener) = &self.stats else { return };
         while let Ok(socket) = listener.accept() {
             let conn = Conn::new(socket);
-            let sockets: Vec<stats::SocketInfo> = self
-                .listeners
-                .iter()
-                .map(|l| stats::SocketInfo {
-                    name: l.spec().to_string(),
-                    queue: l.queue_len(),
-                    max_queue: self.config.listen,
-                })
-                .collect();
-            let snapshot = stats::Snapshot {
-                board: &self.board,
-                sockets: &sockets,
-                master_pid: std::process::id() as i32,
-                cwd: std::env::current_dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-                memory_report: self.config.memory_report,
-            };
-            let json = stats::render(&snapshot);
+            let sockets = self.socket_infos();
+            let json = stats::render(&self.snapshot_with(&sockets));
             let body = if self.config.stats_http {
                 stats::http_wrap(&json)
             } else {
