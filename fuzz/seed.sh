@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 python3 - "$here/../protocol-tests/vectors" "$here/corpus" <<'PY'
 import os, struct, sys
 vectors, corpus = sys.argv[1], sys.argv[2]
-seeds = {t: {} for t in ("header", "vars", "decode", "reader", "response")}
+seeds = {t: {} for t in ("header", "vars", "decode", "reader", "response", "http")}
 for peer in sorted(os.listdir(vectors)):
     d = os.path.join(vectors, peer)
     for f in sorted(os.listdir(d)):
@@ -23,6 +23,14 @@ for peer in sorted(os.listdir(vectors)):
         seeds["reader"][name + "-whole"] = b"\x00" + data
         seeds["reader"][name + "-split"] = b"\x03\x00\x06\xff" + data
 seeds["decode"]["ping"] = b"\x64\x00\x00\x00"
+# http input: k, k read sizes, then the stream.
+seeds["http"]["get"] = b"\x00GET /a?b=1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
+seeds["http"]["pipeline"] = (b"\x02\x05\x0bPOST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+    b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n"
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+seeds["http"]["smuggle"] = b"\x01\x07POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+seeds["http"]["absolute"] = b"\x00GET http://x:1/p HTTP/1.1\r\nHost: y\r\nExpect: 100-continue\r\n\r\n"
+seeds["http"]["h2"] = b"\x00PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 seeds["header"]["ping"] = b"\x64\x00\x00\x00"
 def resp(proto, status, name, value):
     return bytes([len(proto), len(status), len(name)]) + proto + status + name + value

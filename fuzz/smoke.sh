@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 seconds="${1:-60}"
 logs="${FUZZ_LOG_DIR:-/tmp/fuzz-logs}"
 mkdir -p "$logs"
-targets=(header vars decode reader response)
+targets=(header vars decode reader response http)
 "$here/seed.sh" >/dev/null
 # Build once up front so each target's time budget is spent fuzzing.
 (cd "$here" && RUSTC_BOOTSTRAP=1 cargo fuzz build -O) || exit 2

@@ -5,6 +5,7 @@
 //! `protocol-tests/README.md` for how they are captured and regenerated.
 
 mod captured;
+mod http;
 mod json;
 mod live;
 mod malformed;

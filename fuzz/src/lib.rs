@@ -179,3 +179,49 @@ pub fn response(data: &[u8]) {
         one_line(&out);
     }
 }
+
+/// The HTTP read state machine fed `data` in reads of arbitrary sizes reads like the whole stream
+/// in one read (and one byte per read); a head that parses makes a valid vars block.
+/// Input: one byte `k` (how many read sizes follow, 0..=7), `k` sizes, then the stream.
+pub fn http(data: &[u8]) {
+    use rwsgi::protocol::http::conn::transcript;
+    use rwsgi::protocol::http::environ::{encode_vars, ConnInfo};
+    use rwsgi::protocol::http::{parse_head, Limits as HttpLimits};
+    let Some((&k, rest)) = data.split_first() else {
+        return;
+    };
+    let k = usize::from(k % 8).min(rest.len());
+    let (sizes, stream) = rest.split_at(k);
+    let sizes: Vec<usize> = sizes.iter().map(|&s| usize::from(s) + 1).collect();
+    for limits in [
+        HttpLimits::default(),
+        HttpLimits {
+            buffer_size: 64,
+            limit_post: 100,
+        },
+    ] {
+        let whole = transcript(limits, [stream]);
+        if !sizes.is_empty() {
+            let mut chunks = Vec::new();
+            let (mut pos, mut i) = (0, 0);
+            while pos < stream.len() {
+                let n = sizes[i % sizes.len()].min(stream.len() - pos);
+                chunks.push(&stream[pos..pos + n]);
+                pos += n;
+                i += 1;
+            }
+            assert_eq!(transcript(limits, chunks), whole);
+        }
+        if stream.len() <= READER_BYTEWISE_MAX {
+            assert_eq!(transcript(limits, stream.chunks(1)), whole);
+        }
+        let mut fields = Vec::new();
+        if let Ok(Some(head)) = parse_head(stream, &limits, &mut fields) {
+            assert!(head.len <= limits.buffer_size && head.len <= stream.len());
+            let mut out = Vec::new();
+            if encode_vars(stream, &head, &fields, &ConnInfo::default(), &mut out).is_ok() {
+                assert!(validate(&out).is_ok());
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod encode;
 pub mod error;
 pub mod header;
+pub mod http;
 pub mod request;
 pub mod response;
 pub mod vars;
