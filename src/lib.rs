@@ -30,5 +30,6 @@ pub mod python;
 pub mod scoreboard;
 pub mod server;
 pub mod sigmask;
+pub mod statics;
 pub mod stats;
 pub mod worker;

@@ -333,6 +333,10 @@ pub struct Args {
     /// Operations: master FIFO, chain reload, metrics, adaptive workers, attached daemons.
     #[command(flatten)]
     pub ops: super::ops::OpsArgs,
+
+    /// The HTTP front end and static files.
+    #[command(flatten)]
+    pub http: super::http::HttpArgs,
 }
 
 /// uWSGI's boolean spellings.

@@ -22,7 +22,7 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// on the command line, instead of silently becoming placeholders.
 #[rustfmt::skip]
 const UWSGI_ONLY_OPTIONS: &[&str] = &[
-    "http", "http-socket", "https", "fastcgi-socket", "protocol", "socket-protocol",
+    "https", "fastcgi-socket", "protocol", "socket-protocol",
     "shared-socket", "plugin", "plugins", "need-plugin",
     "plugin-dir", "harakiri-verbose", "harakiri-graceful-timeout", "harakiri-graceful-signal",
     "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as", "safe-pidfile", "pidfile2",
@@ -31,11 +31,11 @@ const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "wsgi-env-behaviour", "py-call-osafterfork", "close-on-exec", "catch-exceptions",
     "wsgi-disable-file-wrapper", "py-autoreload", "python-autoreload", "py-tracebacker",
     "ignore-sigpipe", "ignore-write-errors", "disable-write-exception", "strict", "lazy", "cheaper",
-    "cheaper-algo", "cheaper-initial", "offload-threads", "static-map", "check-static",
+    "cheaper-algo", "cheaper-initial", "offload-threads",
     "master-fifo", "hook-master-start", "auto-procname", "procname-prefix",
     "procname-prefix-spaced", "no-orphans", "reuse-port", "so-keepalive", "cpu-affinity",
     "limit-as", "unenv", "import", "pyimport", "shared-import", "spooler", "mule", "cron",
-    "attach-daemon", "smart-attach-daemon", "touch-chain-reload", "add-header", "route",
+    "attach-daemon", "smart-attach-daemon", "touch-chain-reload", "route",
     "route-run", "enable-proxy-protocol", "max-fd", "xml", "yaml", "json",
     "include", "inherit", "for", "endfor", "end-for", "if-env", "if-not-env", "if-exists",
     "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir", "if-opt", "if-not-opt",

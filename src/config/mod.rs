@@ -3,6 +3,7 @@
 //! `main` calls [`load`]; nothing else in the program sees raw flags.
 
 pub mod args;
+pub mod http;
 pub mod ini;
 pub mod ops;
 pub mod socket;
@@ -29,6 +30,8 @@ pub enum AppSpec {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub sockets: Vec<SocketSpec>,
+    /// `--http-socket` and the other HTTP and static-file flags.
+    pub http: http::HttpConfig,
     pub listen: i32,
     pub chmod_socket: Option<u32>,
     /// `--chown-socket USER[:GROUP]`, as given.
@@ -182,6 +185,7 @@ pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
     let args = Args::from_arg_matches(&matches)?;
     let config = Config::from_args(args)
         .map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e.0))?;
+    warnings.extend(config.http.notes.iter().cloned());
     if let Some(format) = &config.log_format {
         for name in format.unknown_names() {
             warnings.push(format!(
@@ -300,6 +304,7 @@ fn needs_master(args: &Args, processes: usize) -> bool {
 impl Config {
     /// Validate flags into a configuration.
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let http = http::HttpConfig::from_args(&args.http)?;
         let sockets = args
             .socket
             .iter()
@@ -334,6 +339,7 @@ impl Config {
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         Ok(Config {
             sockets,
+            http,
             listen: args.listen.max(1),
             chmod_socket,
             chown_socket: args.chown_socket,
