@@ -218,6 +218,11 @@ impl JobSource {
         }
     }
 
+    /// The listeners and the shared state (for [`crate::server::acceptor::Deafener`]).
+    pub(crate) fn clone_shared(&self) -> (Arc<[RawFd]>, Arc<Shared>) {
+        (self.listeners.clone(), self.shared.clone())
+    }
+
     /// Whether new connections may be accepted.
     pub(crate) fn accepting(&self) -> bool {
         self.shared.accepting.load(Ordering::Acquire)

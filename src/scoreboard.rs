@@ -14,6 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Totals {
     /// Requests served by every worker since the master started.
     pub requests: AtomicU64,
+    /// 1 once the master shuts down: the listening sockets close everywhere, so a stopping
+    /// worker takes what their backlogs hold before it lets go of them.
+    pub listeners_closing: AtomicU32,
 }
 
 /// One worker process.

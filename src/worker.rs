@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::dispatch;
 use crate::python::{self, App};
-use crate::server::{Acceptor, EventLoop, Listener, Stop};
+use crate::server::{Acceptor, EventLoop, Listener, Release, Stop};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,7 +17,7 @@ pub fn run(
     listeners: Vec<Listener>,
     app: App,
 ) -> Result<(Stop, Vec<Listener>), String> {
-    let mut event_loop = EventLoop::new(listeners, config.socket_timeout)
+    let mut event_loop = EventLoop::new(listeners, config.socket_timeout, config.limits)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     let watch = |ev: &mut EventLoop, signals: &[libc::c_int], stop| {
         ev.watch_signals(signals, stop)
@@ -44,6 +44,9 @@ pub fn run(
     let mut threads = Vec::with_capacity(config.threads);
     let acceptors = Acceptor::for_threads(sources)
         .map_err(|e| format!("cannot set up accepting for the Python threads: {e}"))?;
+    if let Some(first) = acceptors.first() {
+        event_loop.set_deafener(first.deafener());
+    }
     for (core, acceptor) in acceptors.into_iter().enumerate() {
         let app = app.clone();
         let handle = std::thread::Builder::new()
@@ -53,9 +56,10 @@ pub fn run(
         threads.push(handle);
     }
 
+    let board = app.board.clone();
     let worker = app.board.worker(app.worker_id);
     worker.ready.store(1, Ordering::SeqCst);
-    let stop = event_loop.run(&sink);
+    let stop = event_loop.run(&sink, |_| release_at_stop(config.master, &board));
     worker.ready.store(0, Ordering::SeqCst);
     worker.accepting.store(0, Ordering::SeqCst);
     match stop {
@@ -89,6 +93,22 @@ pub fn run(
         _ => Stop::Fast,
     };
     Ok((stop, event_loop.into_listeners()))
+}
+
+/// What a stopping worker does with its listening sockets. Without a master this process is the
+/// only one holding them, and it is about to exit: they close, new connects refused first. With a master
+/// they close only when the master shuts down (it has let go of its own copies then); otherwise
+/// (a reload, a recycled worker) the master keeps them open for the next workers.
+fn release_at_stop(master: bool, board: &crate::scoreboard::Scoreboard) -> Release {
+    if !master {
+        Release::Drain { refuse_first: true }
+    } else if board.totals().listeners_closing.load(Ordering::SeqCst) != 0 {
+        Release::Drain {
+            refuse_first: false,
+        }
+    } else {
+        Release::Leave
+    }
 }
 
 /// Wait until every thread has exited, or only threads stuck in a request the watchdog gave up on

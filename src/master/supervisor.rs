@@ -297,7 +297,29 @@ impl Master<'_> {
             deadline: Instant::now() + mercy,
             reload,
         };
+        let shutdown = !reload && signal == libc::SIGTERM;
+        if shutdown {
+            self.close_listeners_first();
+        }
         self.kill_all(signal);
+        if shutdown {
+            // The master never accepts: its copies go now, so the last worker to let go of the
+            // sockets (after taking their backlogs) closes them and new connects are refused.
+            self.listeners.iter().for_each(Listener::stop_listening);
+        }
+    }
+
+    /// A graceful shutdown closes the listening sockets everywhere: tell the workers to take
+    /// their backlogs before they let go, and make the sockets refuse new connects now (a unix
+    /// path removed, new TCP SYNs dropped) so the backlogs only shrink meanwhile.
+    fn close_listeners_first(&self) {
+        self.board
+            .totals()
+            .listeners_closing
+            .store(1, Ordering::SeqCst);
+        self.listeners
+            .iter()
+            .for_each(Listener::refuse_new_connects);
     }
 
     fn kill_all(&self, signal: libc::c_int) {

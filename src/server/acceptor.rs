@@ -489,6 +489,8 @@ impl Acceptor {
         let code = e.raw_os_error().unwrap_or(0);
         match code {
             libc::EAGAIN | libc::ECONNABORTED | libc::EPROTO | libc::EPERM => return,
+            // The worker is stopping and gave up the listener under this thread.
+            _ if !self.source.accepting() => return,
             _ => {}
         }
         if self
@@ -525,16 +527,17 @@ impl Acceptor {
 
     /// Take the listeners and the stopping signal out of the epoll set (once per worker).
     fn deafen(&self) {
-        let mut lead = self.lobby.lead();
-        if lead.deaf {
-            return;
+        self.deafener().deafen();
+    }
+
+    /// A handle that takes the listeners out of this worker's epoll set from another thread: the
+    /// event loop must, before it gives up its listening sockets (epoll would keep watching a
+    /// socket another process still holds).
+    pub fn deafener(&self) -> Deafener {
+        Deafener {
+            lobby: self.lobby.clone(),
+            source: self.source.clone_shared(),
         }
-        let epoll = self.lobby.epoll.as_raw_fd();
-        for &listener in self.source.listeners.iter() {
-            epoll_del(epoll, listener);
-        }
-        epoll_del(epoll, self.source.shared.stopping.fd());
-        lead.deaf = true;
     }
 
     /// Sleep until a listener, the queue or the stop signal has something.
@@ -555,6 +558,28 @@ impl Acceptor {
         if ready.iter().any(|e| e.u64 == JOBS) {
             self.source.shared.jobs_ready.clear();
         }
+    }
+}
+
+/// See [`Acceptor::deafener`].
+pub struct Deafener {
+    lobby: Arc<Lobby>,
+    source: (Arc<[RawFd]>, Arc<crate::dispatch::Shared>),
+}
+
+impl Deafener {
+    /// Take the listeners and the stopping signal out of the epoll set (once per worker).
+    pub fn deafen(&self) {
+        let mut lead = self.lobby.lead();
+        if lead.deaf {
+            return;
+        }
+        let epoll = self.lobby.epoll.as_raw_fd();
+        for &listener in self.source.0.iter() {
+            epoll_del(epoll, listener);
+        }
+        epoll_del(epoll, self.source.1.stopping.fd());
+        lead.deaf = true;
     }
 }
 

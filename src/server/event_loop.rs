@@ -4,10 +4,13 @@
 //! `--socket-timeout`), error answers being drained, stop signals, and the harakiri watchdog. It
 //! never takes the GIL and never waits on anything but epoll.
 
+use super::acceptor::Deafener;
+use super::conn::Conn;
 use super::incoming::{Incoming, Outcome};
 use super::listener::Listener;
 use crate::dispatch::{InFlight, JobSink, Wake};
 use crate::protocol::response::simple_response;
+use crate::protocol::Limits;
 use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -34,6 +37,22 @@ pub enum Stop {
     Retire,
 }
 
+/// What a stopping worker does with its copies of the listening sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Let go of them at once: another process (the master) keeps the sockets open, so what
+    /// waits in their backlogs is served by the other workers or after the reload.
+    Leave,
+    /// The sockets close everywhere: take every connection the kernel has already queued, then
+    /// let go. With `refuse_first`, this process first makes the sockets refuse new connects
+    /// ([`Listener::refuse_new_connects`]; with a master, the master has done it).
+    Drain { refuse_first: bool },
+}
+
+/// After taking the backlog, how long a stopping worker waits before it looks once more: for
+/// connects that were under way (a handshake in flight, a unix connect past its path lookup).
+const BACKLOG_SETTLE: Duration = Duration::from_millis(5);
+
 const WAKER: Token = Token(usize::MAX);
 const SIGNAL_BASE: usize = usize::MAX - 8;
 
@@ -51,6 +70,9 @@ pub struct EventLoop {
     conns: Slab<Connection>,
     signals: Vec<(UnixStream, Stop)>,
     timeout: Duration,
+    limits: Limits,
+    /// Takes the listeners out of the Python threads' epoll set before they are given up.
+    deafener: Option<Deafener>,
     workers_gone: bool,
     watchdog: Option<(Arc<InFlight>, Duration)>,
     next_watch: Instant,
@@ -62,7 +84,11 @@ const WATCHDOG_TICK: Duration = Duration::from_millis(200);
 impl EventLoop {
     /// A loop for a worker serving these listeners (which it keeps, for [`EventLoop::into_listeners`];
     /// the Python threads accept from them).
-    pub fn new(listeners: Vec<Listener>, timeout: Duration) -> io::Result<EventLoop> {
+    pub fn new(
+        listeners: Vec<Listener>,
+        timeout: Duration,
+        limits: Limits,
+    ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(EventLoop {
@@ -72,6 +98,8 @@ impl EventLoop {
             conns: Slab::new(),
             signals: Vec::new(),
             timeout,
+            limits,
+            deafener: None,
             workers_gone: false,
             watchdog: None,
             next_watch: Instant::now(),
@@ -81,6 +109,11 @@ impl EventLoop {
     /// The listening descriptors, for the threads that accept from them.
     pub fn listener_fds(&self) -> Vec<RawFd> {
         self.listeners.iter().map(Listener::fd).collect()
+    }
+
+    /// How to take the listeners out of the Python threads' epoll set at a stop.
+    pub fn set_deafener(&mut self, deafener: Deafener) {
+        self.deafener = Some(deafener);
     }
 
     /// Answer requests that run past `limit` with a 504 and stop (`--harakiri`).
@@ -154,14 +187,68 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Serve until a signal or the threads' exit; then stop accepting and hand what was already
-    /// read to the threads (within `--socket-timeout`) before returning.
-    pub fn run(&mut self, sink: &JobSink) -> Stop {
+    /// Serve until a signal or the threads' exit; then stop accepting, let go of the listening
+    /// sockets as `release` says for that stop, and hand what was already accepted to the threads
+    /// (within `--socket-timeout`) before returning.
+    pub fn run(&mut self, sink: &JobSink, release: impl Fn(Stop) -> Release) -> Stop {
         let stop = self.serve(sink);
         if stop != Stop::Fast {
+            sink.stop_accepting();
+            self.release_listeners(release(stop), sink);
             self.finish(sink);
         }
         stop
+    }
+
+    /// Let go of this process's listening sockets, after taking their backlogs when they close
+    /// everywhere: a connection the kernel completed has had its request sent by nginx, and
+    /// closing the last reference to the socket would reset it.
+    fn release_listeners(&mut self, release: Release, sink: &JobSink) {
+        if let Some(deafener) = &self.deafener {
+            deafener.deafen();
+        }
+        if let Release::Drain { refuse_first } = release {
+            if refuse_first {
+                self.listeners
+                    .iter()
+                    .for_each(Listener::refuse_new_connects);
+            }
+            let mut taken = self.take_backlog(sink);
+            std::thread::sleep(BACKLOG_SETTLE);
+            taken += self.take_backlog(sink);
+            if taken > 0 {
+                tracing::info!(
+                    "took {taken} queued connection(s) from the backlog before closing the listening sockets"
+                );
+            }
+        }
+        self.listeners.iter().for_each(Listener::stop_listening);
+    }
+
+    /// Accept every connection the listeners we own have queued; how many.
+    fn take_backlog(&mut self, sink: &JobSink) -> usize {
+        let mut taken = 0;
+        for i in 0..self.listeners.len() {
+            if !self.listeners[i].ours() {
+                continue;
+            }
+            loop {
+                match self.listeners[i].accept() {
+                    Ok(socket) => {
+                        taken += 1;
+                        let incoming = Incoming::new(Conn::new(socket), self.limits, self.timeout);
+                        self.adopt_one(incoming, sink);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    Err(e) => {
+                        tracing::error!("cannot take a queued connection at shutdown: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        taken
     }
 
     fn serve(&mut self, sink: &JobSink) -> Stop {
@@ -206,13 +293,17 @@ impl EventLoop {
     /// Take connections a thread accepted before their packet was complete.
     fn adopt(&mut self, handed: Vec<Incoming>, sink: &JobSink) {
         for incoming in handed {
-            let key = self.conns.insert(Connection {
-                incoming,
-                registered: false,
-            });
-            // Read again before registering: the rest has often arrived meanwhile.
-            self.on_readable(key, sink);
+            self.adopt_one(incoming, sink);
         }
+    }
+
+    fn adopt_one(&mut self, incoming: Incoming, sink: &JobSink) {
+        let key = self.conns.insert(Connection {
+            incoming,
+            registered: false,
+        });
+        // Read again before registering: the rest has often arrived meanwhile.
+        self.on_readable(key, sink);
     }
 
     /// Read what a connection has, and act on it.
@@ -281,9 +372,8 @@ impl EventLoop {
         }
     }
 
-    /// Stop accepting and hand everything already accepted to the threads.
+    /// Hand everything already accepted to the threads.
     fn finish(&mut self, sink: &JobSink) {
-        sink.stop_accepting();
         // Every accepted connection is served, even one whose packet has not arrived yet: nginx has
         // already sent it (closing it would be a 502). Each gets at most --socket-timeout.
         let deadline = Instant::now() + self.timeout;

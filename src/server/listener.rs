@@ -15,6 +15,12 @@ use std::path::Path;
 pub struct Listener {
     socket: Socket,
     spec: SocketSpec,
+    /// False for a socket another process keeps open for us (socket activation): at a stop it is
+    /// neither drained nor unlinked, its owner keeps it listening.
+    ours: bool,
+    /// New connects are refused (see [`Listener::refuse_new_connects`]): a unix socket's path
+    /// is gone.
+    unlinked: std::sync::atomic::AtomicBool,
 }
 
 /// A bind that failed, with the address for the message.
@@ -122,6 +128,8 @@ impl Listener {
         Ok(Listener {
             socket,
             spec: spec.clone(),
+            ours: true,
+            unlinked: false.into(),
         })
     }
 
@@ -133,7 +141,12 @@ impl Listener {
         // SAFETY: the caller hands over ownership of an open socket.
         let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
         socket.set_nonblocking(true)?;
-        Ok(Listener { socket, spec })
+        Ok(Listener {
+            socket,
+            spec,
+            ours: true,
+            unlinked: false.into(),
+        })
     }
 
     /// Accept one connection without fetching its address; non-blocking and close-on-exec.
@@ -185,9 +198,67 @@ impl Listener {
         }
     }
 
+    /// Mark a socket another process keeps open for us (socket activation): a stop leaves it
+    /// listening, with its path, for the next server.
+    pub fn owned_elsewhere(mut self) -> Listener {
+        self.ours = false;
+        self
+    }
+
+    /// Whether the socket closes with this server (it is not kept open by another process).
+    pub fn ours(&self) -> bool {
+        self.ours
+    }
+
+    /// At a shutdown, before the backlog is taken: let no new connection in, so taking the
+    /// backlog ends and nothing arrives between the last accept and the close (it would be reset).
+    /// A unix socket's path is removed (a connect fails at once: nginx tries another upstream); a
+    /// TCP socket drops new SYNs (retried a second later, they meet the closed socket and are
+    /// refused). Not for a socket owned elsewhere, which stays open for the next server.
+    pub fn refuse_new_connects(&self) {
+        if !self.ours
+            || self
+                .unlinked
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        match &self.spec {
+            SocketSpec::Unix(path) => match std::fs::remove_file(path) {
+                Ok(()) => tracing::info!(
+                    "unix socket {} removed: new connects are refused",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("cannot remove unix socket {}: {e}", path.display()),
+            },
+            SocketSpec::Tcp(_) => {
+                if let Err(e) = super::sys::drop_new_syns(self.fd()) {
+                    tracing::warn!("cannot stop new connects to {}: {e}", self.spec);
+                }
+            }
+            SocketSpec::Abstract(_) => {}
+        }
+    }
+
+    /// Give up this process's reference to the listening socket: once no process holds one the
+    /// kernel refuses new connects (and resets whatever is still queued: take it first). The
+    /// descriptor number stays valid, pointing at an unbound socket on which accept fails, so a
+    /// thread that still has the number never accepts from anything else.
+    pub fn stop_listening(&self) {
+        let replaced = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)
+            .and_then(|dummy| super::sys::replace_fd(self.fd(), dummy.as_raw_fd()));
+        if let Err(e) = replaced {
+            tracing::warn!("cannot close listening socket {}: {e}", self.spec);
+        }
+    }
+
     /// Remove the unix socket file (`--vacuum`).
     pub fn vacuum(&self) {
         if let SocketSpec::Unix(path) = &self.spec {
+            if self.ours && self.unlinked.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::info!("VACUUM: unix socket {} removed", path.display());
+                return;
+            }
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::info!("VACUUM: unix socket {} removed", path.display()),
                 Err(e) => {

@@ -10,5 +10,5 @@ pub mod sys;
 
 pub use acceptor::Acceptor;
 pub use conn::Conn;
-pub use event_loop::{EventLoop, Stop};
+pub use event_loop::{EventLoop, Release, Stop};
 pub use listener::Listener;

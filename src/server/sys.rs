@@ -75,3 +75,65 @@ pub unsafe fn close(fd: RawFd) {
     // SAFETY: per the contract above.
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
+
+/// Point descriptor `target` at what `source` refers to (`dup3` with `O_CLOEXEC`): whatever
+/// `target` referred to loses this reference in one step, while the number stays taken, so a
+/// thread still holding it can never reach a descriptor opened later under the same number.
+pub fn replace_fd(target: RawFd, source: RawFd) -> io::Result<()> {
+    // SAFETY: dup3 only touches this process's descriptor table; `target` stays open (now a
+    // duplicate of `source`), so whoever owns it still closes it exactly once.
+    let ret = unsafe { libc::dup3(source, target, libc::O_CLOEXEC) };
+    check(ret as libc::c_long).map(|_| ())
+}
+
+/// Attach a classic BPF filter to listening TCP socket `fd` that drops every segment with SYN set:
+/// no new connection starts (the client's SYN goes unanswered and is retried a second later, when
+/// the socket is closed and refuses it), while handshakes already under way and the connections
+/// queued in the backlog go on.
+pub fn drop_new_syns(fd: RawFd) -> io::Result<()> {
+    // A TCP socket's filter sees the segment from its TCP header: byte 13 holds the flags.
+    let code = |c: u32| c as u16;
+    let mut program = [
+        // A = the flags byte.
+        libc::sock_filter {
+            code: code(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS),
+            jt: 0,
+            jf: 0,
+            k: 13,
+        },
+        // SYN set: next instruction (drop); else skip it (keep).
+        libc::sock_filter {
+            code: code(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K),
+            jt: 0,
+            jf: 1,
+            k: 0x02,
+        },
+        libc::sock_filter {
+            code: code(libc::BPF_RET | libc::BPF_K),
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: code(libc::BPF_RET | libc::BPF_K),
+            jt: 0,
+            jf: 0,
+            k: u32::MAX,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as libc::c_ushort,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies the program.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    check(ret as libc::c_long).map(|_| ())
+}

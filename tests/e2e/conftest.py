@@ -99,11 +99,12 @@ def server(request, rwsgi_bin, tmp_path_factory):
 
 @pytest.fixture
 def nginx(request, nginx_bin, tmp_path_factory):
-    """Factory: `nginx(server)` -> a running Nginx in front of that server."""
+    """Factory: `nginx(server, server_extra="")` -> a running Nginx in front of that server;
+    `server_extra` is added to its server block."""
     started = []
 
-    def start(srv):
-        ngx = Nginx(binary=nginx_bin, prefix=tmp_path_factory.mktemp("nginx"), server=srv)
+    def start(srv, server_extra=""):
+        ngx = Nginx(binary=nginx_bin, prefix=tmp_path_factory.mktemp("nginx"), server=srv, server_extra=server_extra)
         started.append(ngx)
         ngx.start()
         return ngx

@@ -284,9 +284,11 @@ TEST_LOCATIONS = """
 """
 
 
-def render_nginx_conf(prefix, transport, port, upstream):
+def render_nginx_conf(prefix, transport, port, upstream, server_extra=""):
+    """`server_extra`: directives a test adds to the server block (e.g. `uwsgi_next_upstream off;`)."""
     prefix = Path(prefix)
-    site = render_site(transport, port, upstream, TEST_LOCATIONS.format(upstream=upstream))
+    extra = TEST_LOCATIONS.format(upstream=upstream) + (f"\n    {server_extra}\n" if server_extra else "")
+    site = render_site(transport, port, upstream, extra)
     temp = prefix / "temp"
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / name).mkdir(parents=True, exist_ok=True)
@@ -326,6 +328,7 @@ class Nginx:
     prefix: Path
     server: Server
     port: int = 0
+    server_extra: str = ""
     proc: subprocess.Popen = None
     conf: Path = None
     _out: object = field(default=None, repr=False)
@@ -337,7 +340,9 @@ class Nginx:
     def start(self):
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.conf = render_nginx_conf(self.prefix, self.server.transport, self.port, self.server.upstream)
+        self.conf = render_nginx_conf(
+            self.prefix, self.server.transport, self.port, self.server.upstream, self.server_extra
+        )
         self._out = open(self.prefix / "stderr.log", "wb")
         self.proc = subprocess.Popen(
             [self.binary, "-p", str(self.prefix) + "/", "-c", str(self.conf), "-e", str(self.error_log)],
