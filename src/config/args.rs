@@ -13,6 +13,11 @@ use std::path::PathBuf;
     about = "A uwsgi-protocol application server for Python WSGI apps, in Rust.",
     long_about = "A uwsgi-protocol application server for Python WSGI apps, in Rust.\n\n\
                   Flags use uWSGI's spellings; unknown uWSGI options are warned about and ignored.",
+    after_help = "Config logic, in --ini files and on the command line: --if-env VAR[=VALUE], \
+                  --if-not-env, --if-opt KEY[=VALUE], --if-not-opt, --if-exists PATH, --if-not-exists, \
+                  --if-file, --if-not-file, --if-dir, --if-not-dir, --if-hostname, --if-not-hostname, \
+                  --for 'A B', --for-glob PATTERN, --for-readline FILE, --for-times N, each closed by \
+                  --endif/--endfor/--end; %(_) in the body is the value or the item.",
     args_override_self = true,
     max_term_width = 110
 )]
@@ -20,6 +25,11 @@ pub struct Args {
     /// Load flags from the [uwsgi] section of an ini file (FILE or FILE:section).
     #[arg(long, value_name = "FILE[:SECTION]", help_heading = "Config")]
     pub ini: Vec<String>,
+
+    /// Print the configuration as rwsgi read it (after --ini files, logic and placeholders), as an
+    /// ini file, to stderr at start-up.
+    #[arg(long, help_heading = "Config")]
+    pub show_config: bool,
 
     /// Bind a uwsgi socket: HOST:PORT, :PORT, [IPV6]:PORT, a unix path or @abstract.
     #[arg(

@@ -7,10 +7,12 @@
 //! an option is a placeholder, as is each `set-ph`/`set-placeholder = name=value`; `%(name)` finds
 //! the first option or placeholder of that name anywhere in the assembled configuration.
 
+mod logic;
 mod magic;
 mod substitute;
 
 use super::ConfigError;
+use logic::{Line, Sink};
 use magic::FileInfo;
 use std::ffi::OsString;
 use substitute::{env_value, placeholders, read_included, substitute};
@@ -37,9 +39,8 @@ const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "limit-as", "unenv", "import", "pyimport", "shared-import", "spooler", "mule", "cron",
     "attach-daemon", "smart-attach-daemon", "touch-chain-reload", "route",
     "route-run", "enable-proxy-protocol", "max-fd", "xml", "yaml", "json",
-    "include", "inherit", "for", "endfor", "end-for", "if-env", "if-not-env", "if-exists",
-    "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir", "if-opt", "if-not-opt",
-    "endif", "end-if", "end",
+    "include", "inherit", "if-reload", "if-not-reload", "if-plugin", "if-not-plugin",
+    "if-hostname-match", "if-not-hostname-match",
 ];
 
 /// One `key = value` of the assembled configuration.
@@ -85,20 +86,32 @@ pub fn expand(
         depth: 0,
     };
     let mut pieces = Vec::with_capacity(argv.len());
-    let mut iter = argv.into_iter().enumerate();
-    while let Some((i, arg)) = iter.next() {
+    let mut iter = argv.into_iter().peekable();
+    let mut i = 0;
+    while let Some(arg) = iter.next() {
+        i += 1;
         let text = arg.to_string_lossy().into_owned();
         let mut value_of = |flag: &str| {
             if text == format!("--{flag}") {
-                iter.next().map(|(_, v)| v.to_string_lossy().into_owned())
+                iter.next().map(|v| v.to_string_lossy().into_owned())
             } else {
                 text.strip_prefix(&format!("--{flag}=")).map(str::to_string)
             }
         };
-        if let Some(spec) = value_of("ini").or_else(|| (lone_ini && i == 1).then(|| text.clone())) {
+        if let Some(spec) = value_of("ini").or_else(|| (lone_ini && i == 2).then(|| text.clone())) {
             loader.load(&spec, &mut pieces)?;
         } else if let Some(v) = value_of("set-ph").or_else(|| value_of("set-placeholder")) {
             pieces.extend(set_placeholder(&v, loader.warnings).map(Piece::Entry));
+        } else if cli_key(&text).is_some_and(logic::opens) {
+            let lines = cli_block(arg, &mut iter, command);
+            let mut logic_warnings = Vec::new();
+            let mut sink = LoadSink {
+                loader: &mut loader,
+                out: &mut pieces,
+                unknown: Kind::Foreign,
+            };
+            logic::run(lines, &mut sink, &mut logic_warnings)?;
+            loader.warnings.extend(logic_warnings);
         } else {
             pieces.push(Piece::Arg(arg));
         }
@@ -153,28 +166,187 @@ impl Loader<'_> {
             ));
             return Ok(());
         };
-        for (key, value) in pairs {
-            if key == "ini" {
-                self.depth += 1;
-                let included = substitute(&value, '$', |name| Ok(Some(env_value(name))))?;
-                let loaded = self.load(&included, out);
-                self.depth -= 1;
-                loaded?;
-            } else if key == "set-ph" || key == "set-placeholder" {
-                out.extend(set_placeholder(&value, self.warnings).map(Piece::Entry));
+        let lines = pairs
+            .into_iter()
+            .map(|(number, key, value)| Line {
+                key,
+                value,
+                at: format!("{path}:{number}"),
+            })
+            .collect();
+        let mut logic_warnings = Vec::new();
+        let mut sink = LoadSink {
+            loader: self,
+            out,
+            unknown: Kind::Placeholder,
+        };
+        logic::run(lines, &mut sink, &mut logic_warnings)?;
+        self.warnings.extend(logic_warnings);
+        Ok(())
+    }
+
+    /// One applied `key = value`: `ini` loads a file there, `set-ph` defines a placeholder, the
+    /// rest are entries (a key rwsgi does not know is `unknown`).
+    fn apply(
+        &mut self,
+        line: Line,
+        out: &mut Vec<Piece>,
+        unknown: Kind,
+    ) -> Result<(), ConfigError> {
+        let Line { key, value, .. } = line;
+        if key == "ini" {
+            self.depth += 1;
+            let included = substitute(&value, '$', |name| Ok(Some(env_value(name))))?;
+            let loaded = self.load(&included, out);
+            self.depth -= 1;
+            loaded?;
+        } else if key == "set-ph" || key == "set-placeholder" {
+            out.extend(set_placeholder(&value, self.warnings).map(Piece::Entry));
+        } else {
+            let kind = if find_arg(self.command, &key).is_some() {
+                Kind::Option
+            } else if UWSGI_ONLY_OPTIONS.contains(&key.as_str()) {
+                Kind::Foreign
             } else {
-                let kind = if find_arg(self.command, &key).is_some() {
-                    Kind::Option
-                } else if UWSGI_ONLY_OPTIONS.contains(&key.as_str()) {
-                    Kind::Foreign
-                } else {
-                    Kind::Placeholder
-                };
-                out.push(Piece::Entry(Entry { key, value, kind }));
-            }
+                unknown
+            };
+            out.push(Piece::Entry(Entry { key, value, kind }));
         }
         Ok(())
     }
+}
+
+/// The logic's view of the configuration being assembled.
+struct LoadSink<'l, 'a, 'o> {
+    loader: &'l mut Loader<'a>,
+    out: &'o mut Vec<Piece>,
+    /// What a key that is no option becomes: a placeholder in a file, a warning on the command line.
+    unknown: Kind,
+}
+
+impl Sink for LoadSink<'_, '_, '_> {
+    fn apply(&mut self, line: Line) -> Result<(), ConfigError> {
+        self.loader.apply(line, self.out, self.unknown)
+    }
+
+    /// The first value given to `name` so far, as uWSGI's `if-opt` finds it.
+    fn option(&self, name: &str) -> Option<String> {
+        let mut args = self.out.iter().peekable();
+        while let Some(piece) = args.next() {
+            match piece {
+                Piece::Entry(e) if e.key == name => return Some(e.value.clone()),
+                Piece::Arg(a) => {
+                    let text = a.to_string_lossy();
+                    let Some(long) = text.strip_prefix("--") else {
+                        continue;
+                    };
+                    if let Some((k, v)) = long.split_once('=').filter(|(k, _)| *k == name) {
+                        return Some(v.to_string()).filter(|_| k == name);
+                    }
+                    if long == name {
+                        let next = match args.peek() {
+                            Some(Piece::Arg(n)) if !n.to_string_lossy().starts_with('-') => {
+                                n.to_string_lossy().into_owned()
+                            }
+                            _ => "true".into(),
+                        };
+                        return Some(next);
+                    }
+                }
+                Piece::Entry(_) => {}
+            }
+        }
+        None
+    }
+}
+
+/// The option name of a long flag (`--name` or `--name=value`).
+fn cli_key(arg: &str) -> Option<&str> {
+    let long = arg.strip_prefix("--")?;
+    Some(long.split_once('=').map_or(long, |(k, _)| k))
+}
+
+/// A logic block given on the command line (`--if-env X --socket :1 --endif`), from its opening
+/// flag to the flag that closes it, as `key = value` lines.
+fn cli_block(
+    first: OsString,
+    rest: &mut std::iter::Peekable<impl Iterator<Item = OsString>>,
+    command: &clap::Command,
+) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let mut depth = 0usize;
+    let mut arg = Some(first);
+    while let Some(a) = arg.take() {
+        let (key, value) = cli_pair(&a, rest, command);
+        if logic::opens(&key) {
+            depth += 1;
+        } else if logic::closes(&key) {
+            depth = depth.saturating_sub(1);
+        }
+        lines.push(Line {
+            key,
+            value,
+            at: "command line".into(),
+        });
+        if depth == 0 {
+            break;
+        }
+        arg = rest.next();
+    }
+    lines
+}
+
+/// One command-line option as `key = value`. A flag takes the next argument as its value when
+/// clap says it takes one (an optional one, or an option clap does not know, only when the next
+/// is not a flag); a short flag is named by its long name.
+pub(in crate::config) fn cli_pair(
+    arg: &OsString,
+    rest: &mut std::iter::Peekable<impl Iterator<Item = OsString>>,
+    command: &clap::Command,
+) -> (String, String) {
+    let text = arg.to_string_lossy().into_owned();
+    let next_is_value = rest
+        .peek()
+        .is_some_and(|n| !n.to_string_lossy().starts_with('-'));
+    let mut next = || {
+        rest.next()
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if let Some(long) = text.strip_prefix("--") {
+        if let Some((k, v)) = long.split_once('=') {
+            return (k.to_string(), v.to_string());
+        }
+        let take = match find_arg(command, long) {
+            _ if logic::opens(long) => true,
+            Some(a) => {
+                let optional = a.get_num_args().is_some_and(|n| n.min_values() == 0);
+                a.get_action().takes_values() && (next_is_value || !optional)
+            }
+            None => !logic::closes(long) && next_is_value,
+        };
+        let value = if take { next() } else { String::new() };
+        return (long.to_string(), value);
+    }
+    let Some(short) = text.strip_prefix('-').and_then(|s| s.chars().next()) else {
+        return (text, String::new());
+    };
+    let found = command
+        .get_arguments()
+        .find(|a| a.get_short() == Some(short));
+    let key = found
+        .and_then(|a| a.get_long())
+        .unwrap_or(&text[1..])
+        .to_string();
+    let inline = &text[1 + short.len_utf8()..];
+    let value = if !inline.is_empty() {
+        inline.trim_start_matches('=').to_string()
+    } else if found.is_some_and(|a| a.get_action().takes_values()) && next_is_value {
+        next()
+    } else {
+        String::new()
+    };
+    (key, value)
 }
 
 /// `name=value` of a `set-ph` line.
@@ -193,12 +365,13 @@ fn set_placeholder(spec: &str, warnings: &mut Vec<String>) -> Option<Entry> {
     })
 }
 
-/// The `key = value` pairs of `section`, in order; `None` when the section has no keys.
-fn parse(text: &str, section: &str) -> Option<Vec<(String, String)>> {
+/// The `key = value` pairs of `section`, in order, with their line numbers; `None` when the
+/// section has no keys.
+fn parse(text: &str, section: &str) -> Option<Vec<(usize, String, String)>> {
     const BLANKS: &[char] = &[' ', '\t', '\r'];
     let mut current = "";
     let mut pairs = Vec::new();
-    for line in text.lines() {
+    for (number, line) in text.lines().enumerate() {
         let line = line.trim_matches(BLANKS);
         if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
             continue;
@@ -209,6 +382,7 @@ fn parse(text: &str, section: &str) -> Option<Vec<(String, String)>> {
             // A key without `=` has an empty value: `master` alone means `master = true`.
             let (key, value) = line.split_once('=').unwrap_or((line, ""));
             pairs.push((
+                number + 1,
                 key.trim_matches(BLANKS).into(),
                 value.trim_matches(BLANKS).into(),
             ));

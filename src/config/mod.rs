@@ -181,6 +181,9 @@ pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
     let argv = ini::expand(argv, &command, &mut warnings)
         .map_err(|e| command.clone().error(clap::error::ErrorKind::Io, e.0))?;
     let argv = drop_unknown_options(argv, &command, &mut warnings);
+    if argv.iter().any(|a| a == "--show-config") {
+        eprint!("{}", show_config(&argv, &command));
+    }
     let matches = command.clone().try_get_matches_from(argv)?;
     let args = Args::from_arg_matches(&matches)?;
     let config = Config::from_args(args)
@@ -200,6 +203,18 @@ pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
         }
     }
     Ok((config, warnings))
+}
+
+/// `--show-config`: the flags as uWSGI prints its configuration, one `key = value` a line.
+fn show_config(argv: &[OsString], command: &clap::Command) -> String {
+    let mut out = String::from("\n;rwsgi instance configuration\n[uwsgi]\n");
+    let mut args = argv.iter().skip(1).cloned().peekable();
+    while let Some(arg) = args.next() {
+        let (key, value) = ini::cli_pair(&arg, &mut args, command);
+        let value = if value.is_empty() { "true" } else { &value };
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    out + ";end of configuration\n\n"
 }
 
 /// Remove options clap does not know, with a warning each, so a uWSGI command line or ini file

@@ -134,7 +134,7 @@ fn magic(m: char, file: &FileInfo, first: &FileInfo) -> String {
     }
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -296,3 +296,109 @@ fn log_format_keeps_its_variables() {
     assert_eq!(w.len(), 1, "one warning per unknown name: {w:?}");
     assert!(w[0].contains("%(bogus)"), "{w:?}");
 }
+
+/// Each file in tests/ini reads as the flags its `; flags:` line gives (see tests/ini/README.md).
+#[test]
+fn logic_files_read_as_their_flags() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ini");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ini"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    let dir_text = format!("{}/", dir.to_string_lossy());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let header = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("; {name}:")))
+                .unwrap_or_else(|| panic!("{}: no `; {name}:` line", file.display()))
+                .trim()
+                .replace("{dir}", &dir_text)
+        };
+        for pair in header("env").split_whitespace() {
+            let (k, v) = pair.split_once('=').unwrap();
+            std::env::set_var(k, v);
+        }
+        let mut flags = vec!["rwsgi".to_string()];
+        for piece in header("flags").trim_start_matches("--").split(" --") {
+            let (flag, value) = piece.split_once(' ').unwrap_or((piece, ""));
+            flags.push(format!("--{flag}"));
+            flags.push(value.into());
+        }
+        flags.extend(["-w", "m", "--socket", ":1"].map(String::from));
+        let path = file.to_string_lossy().into_owned();
+        let from_ini = ["rwsgi", "--ini", &path, "-w", "m", "--socket", ":1"];
+        let (want, _) = load(flags.iter().map(OsString::from).collect()).unwrap();
+        let (got, warnings) = load(from_ini.iter().map(OsString::from).collect()).unwrap();
+        assert_eq!(
+            format!("{got:?}"),
+            format!("{want:?}"),
+            "{} does not read as its flags",
+            file.display()
+        );
+        let unexpected: Vec<_> = warnings
+            .iter()
+            .filter(|w| !w.contains("unknown placeholder"))
+            .collect();
+        assert!(unexpected.is_empty(), "{}: {unexpected:?}", file.display());
+    }
+}
+
+#[test]
+fn logic_on_the_command_line() {
+    std::env::set_var("RWSGI_INI_CLI_LOGIC", "on");
+    let (flags, w) = run(&[
+        "--if-env",
+        "RWSGI_INI_CLI_LOGIC",
+        "--env",
+        "A=%(_)",
+        "-p",
+        "2",
+        "--master",
+        "--endif",
+        "--if-env=RWSGI_INI_CLI_LOGIC_UNSET",
+        "--threads",
+        "9",
+        "--endif",
+        "--for",
+        "x y",
+        "--socket",
+        "/tmp/%(_).sock",
+        "--endfor",
+        "--threads",
+        "3",
+    ]);
+    assert_eq!(
+        flags,
+        [
+            "--env=A=on",
+            "--processes=2",
+            "--master",
+            "--socket=/tmp/x.sock",
+            "--socket=/tmp/y.sock",
+            "--threads",
+            "3"
+        ]
+    );
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn an_unclosed_block_names_its_file_and_line() {
+    let d = Dir::new("unclosed");
+    let ini = d.file(
+        "a.ini",
+        "[uwsgi]\nsocket = :1\n\nif-env = HOME\nmaster = true\n",
+    );
+    let argv = ["rwsgi", "--ini", &ini].map(OsString::from).to_vec();
+    let err = expand(argv, &Args::command(), &mut Vec::new())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.0,
+        format!("{ini}:4: if-env = HOME is never closed (endif/endfor)")
+    );
+}
