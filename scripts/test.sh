@@ -32,6 +32,16 @@ if ! have_nginx; then
 fi
 [ -f /etc/nginx/uwsgi_params ] || die "/etc/nginx/uwsgi_params is missing (it comes with Debian's nginx-common)"
 
+# -- systemd tools (socket activation and unit checks in tests/e2e/test_systemd.py; no init system) --
+if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then
+    [ "$(id -u)" -eq 0 ] || die "systemd-socket-activate is missing and this is not root: apt-get install -y systemd, and rerun"
+    step "installing systemd (for systemd-socket-activate and systemd-analyze)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends systemd
+    command -v systemd-socket-activate >/dev/null 2>&1 || die "systemd-socket-activate is still missing"
+fi
+
 # -- Python venv --------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
     step "creating $VENV from $PYTHON"

@@ -1,7 +1,7 @@
 //! The `rwsgi` command: flags in, a served app out; errors become an exit code.
 
 use rwsgi::config::{self, Config};
-use rwsgi::master::{self, LISTEN_FDS_ENV};
+use rwsgi::master;
 use rwsgi::scoreboard::Scoreboard;
 use rwsgi::server::{Listener, Stop};
 use rwsgi::{log, privileges, python, worker};
@@ -49,30 +49,17 @@ fn raise_nofile_limit() {
     }
 }
 
-/// Bind every `--socket`, or adopt the ones a reloading master passed on.
+/// Bind every `--socket`, or adopt the ones systemd (socket activation) or a reloading master
+/// passed on; with no `--socket`, serve every passed socket.
 fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
-    if let Some(fds) = std::env::var_os(LISTEN_FDS_ENV) {
-        std::env::remove_var(LISTEN_FDS_ENV);
-        let fds: Vec<i32> = fds
-            .to_string_lossy()
-            .split(',')
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        if fds.len() == config.sockets.len() {
-            return fds
-                .iter()
-                .zip(&config.sockets)
-                .enumerate()
-                .map(|(i, (&fd, spec))| {
-                    // SAFETY: the previous master image left these listening sockets open for us.
-                    let l = unsafe { Listener::inherit(fd, spec.clone()) }
-                        .map_err(|e| format!("cannot adopt inherited socket fd {fd}: {e}"))?;
-                    tracing::info!("uwsgi socket {i} inherited {spec} fd {fd}");
-                    Ok(l)
-                })
-                .collect();
+    let (mut adopted, alone) = master::sockets::adopt(&config.sockets)?;
+    if config.sockets.is_empty() {
+        if alone.is_empty() {
+            return Err(
+                "no --socket given and no socket passed (LISTEN_FDS): nothing to serve on".into(),
+            );
         }
-        tracing::warn!("inherited sockets do not match --socket: binding again");
+        return Ok(alone);
     }
     let backlog = rwsgi::server::listener::effective_backlog(config.listen);
     config
@@ -80,6 +67,9 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
         .iter()
         .enumerate()
         .map(|(i, spec)| {
+            if let Some(l) = adopted[i].take() {
+                return Ok(l);
+            }
             let l = Listener::bind(
                 spec,
                 backlog,

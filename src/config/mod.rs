@@ -325,7 +325,11 @@ impl Config {
             .iter()
             .map(|s| SocketSpec::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
-        if sockets.is_empty() {
+        // Socket activation (or a reloading master) may pass the sockets instead.
+        let passed = ["LISTEN_FDS", "RWSGI_LISTEN_FDS"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        if sockets.is_empty() && !passed {
             return Err(ConfigError(
                 "no --socket given: rwsgi needs an address to serve on".into(),
             ));

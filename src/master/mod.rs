@@ -8,7 +8,9 @@
 
 mod chain;
 mod fifo;
+mod notify;
 pub mod signals;
+pub mod sockets;
 mod supervisor;
 
 pub use supervisor::run;

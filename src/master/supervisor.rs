@@ -3,6 +3,7 @@
 
 use super::chain::{Chain, Step};
 use super::fifo::{Command, Fifo};
+use super::notify::Notifier;
 use super::signals::{Event, Signals};
 use super::{FAILED_APP_CODE, LISTEN_FDS_ENV};
 use crate::config::{Config, SocketSpec};
@@ -77,6 +78,8 @@ struct Master<'a> {
     fifo: Option<Fifo>,
     /// A chain reload in progress.
     chain: Option<Chain>,
+    /// systemd's notify socket.
+    notify: Notifier,
 }
 
 /// What a descriptor in the master's poll set is.
@@ -172,6 +175,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
         failed: false,
         fifo,
         chain: None,
+        notify: Notifier::from_env(),
     };
     tracing::info!("spawned rwsgi master process (pid: {})", std::process::id());
     master.serve()
@@ -205,9 +209,11 @@ impl Master<'_> {
                     self.recycle_due()?;
                     self.check_touch_reload()?;
                     self.chain_step()?;
+                    self.notify_tick();
                     self.update_memory();
                 }
                 Phase::Stopping { deadline, reload } => {
+                    self.notify.ping();
                     if self.alive() == 0 {
                         return self.finish(reload);
                     }
@@ -293,6 +299,11 @@ impl Master<'_> {
     }
 
     fn stop(&mut self, reload: bool, mercy: Duration, signal: libc::c_int) {
+        if reload {
+            self.notify.reloading();
+        } else {
+            self.notify.stopping();
+        }
         self.phase = Phase::Stopping {
             deadline: Instant::now() + mercy,
             reload,
@@ -347,6 +358,7 @@ impl Master<'_> {
         }
         if self.config.lazy_apps {
             tracing::info!("{why}: replacing every worker (lazy-apps)");
+            self.notify.reloading();
             for id in 1..=self.slots.len() {
                 if let Err(e) = self.replace(id, "reload") {
                     tracing::error!("{e}");
@@ -514,6 +526,29 @@ impl Master<'_> {
         Ok(())
     }
 
+    /// Tell systemd (if it listens) whether every worker accepts, and how many requests were served.
+    fn notify_tick(&mut self) {
+        if !self.notify.enabled() {
+            return;
+        }
+        let running = self.slots.iter().filter(|s| s.pid > 0).count();
+        let accepting = (1..=self.slots.len())
+            .filter(|&id| {
+                self.slots[id - 1].pid > 0
+                    && self.board.worker(id).ready.load(Ordering::SeqCst) == 1
+            })
+            .count();
+        let pending = self
+            .slots
+            .iter()
+            .any(|s| s.pid == 0 && s.respawn_at.is_some());
+        let all_ready = running > 0 && accepting == running && !pending && self.chain.is_none();
+        let requests = self.board.totals().requests.load(Ordering::Relaxed);
+        self.notify.tick(all_ready, || {
+            format!("{accepting} of {running} workers accepting, {requests} requests served")
+        });
+    }
+
     /// Run one master FIFO command.
     fn command(&mut self, command: Command) {
         tracing::info!("[master-fifo] command {command:?}");
@@ -574,6 +609,7 @@ impl Master<'_> {
             tracing::info!("{why}: chain reload without --lazy-apps forks the workers from the master's copy of the app (the code does not change)");
         }
         tracing::info!("{why}: chain reload starting...");
+        self.notify.reloading();
         self.chain = Some(Chain::new(self.slots.len()));
     }
 

@@ -164,6 +164,11 @@ impl Listener {
         &self.spec
     }
 
+    /// Close the descriptor on exec (a socket passed by systemd comes without the flag).
+    pub fn set_cloexec(&self) -> io::Result<()> {
+        self.socket.set_cloexec(true)
+    }
+
     /// Mark the descriptor inheritable (for a reload by re-exec).
     pub fn keep_across_exec(&self) -> io::Result<()> {
         // SAFETY: fcntl on an owned, open descriptor.
