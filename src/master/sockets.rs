@@ -17,16 +17,39 @@ use std::os::unix::fs::MetadataExt;
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 const SD_LISTEN_FDS_START: RawFd = 3;
 
-/// Sockets passed to this process: `(fd, name)`; the name is systemd's `FileDescriptorName=`.
-/// The variables are removed, so neither workers nor attached daemons see them.
-fn passed() -> Vec<(RawFd, Option<String>)> {
+/// One passed descriptor.
+struct Passed {
+    fd: RawFd,
+    /// systemd's `FileDescriptorName=`.
+    name: Option<String>,
+    /// systemd keeps it open (socket activation): a stop leaves it listening for the next start.
+    elsewhere: bool,
+}
+
+/// The `RWSGI_LISTEN_FDS` entry for a socket a reloading master passes on: its fd, with `s` when
+/// systemd owns it.
+pub fn pass_on(listener: &Listener) -> String {
+    let suffix = if listener.ours() { "" } else { "s" };
+    format!("{}{suffix}", listener.fd())
+}
+
+/// Sockets passed to this process. The variables are removed, so neither workers nor attached
+/// daemons see them.
+fn passed() -> Vec<Passed> {
     if let Some(list) = std::env::var_os(LISTEN_FDS_ENV) {
         std::env::remove_var(LISTEN_FDS_ENV);
         return list
             .to_string_lossy()
             .split(',')
-            .filter_map(|f| f.parse().ok())
-            .map(|fd| (fd, None))
+            .filter_map(|f| {
+                let elsewhere = f.ends_with('s');
+                let fd = f.trim_end_matches('s').parse().ok()?;
+                Some(Passed {
+                    fd,
+                    name: None,
+                    elsewhere,
+                })
+            })
             .collect();
     }
     let pid = std::env::var("LISTEN_PID").ok();
@@ -45,7 +68,11 @@ fn passed() -> Vec<(RawFd, Option<String>)> {
     let count: RawFd = count.parse().unwrap_or(0);
     let mut names = names.split(':').map(str::to_string);
     (SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count)
-        .map(|fd| (fd, names.next().filter(|n| !n.is_empty())))
+        .map(|fd| Passed {
+            fd,
+            name: names.next().filter(|n| !n.is_empty()),
+            elsewhere: true,
+        })
         .collect()
 }
 
@@ -90,7 +117,12 @@ fn same_address(want: &SocketSpec, got: &SocketSpec) -> bool {
 pub fn adopt(wanted: &[SocketSpec]) -> Result<(Vec<Option<Listener>>, Vec<Listener>), String> {
     let mut matched: Vec<Option<Listener>> = wanted.iter().map(|_| None).collect();
     let mut alone = Vec::new();
-    for (fd, name) in passed() {
+    for Passed {
+        fd,
+        name,
+        elsewhere,
+    } in passed()
+    {
         let spec = address_of(fd)
             .ok()
             .as_ref()
@@ -115,6 +147,11 @@ pub fn adopt(wanted: &[SocketSpec]) -> Result<(Vec<Option<Listener>>, Vec<Listen
         listener
             .set_cloexec()
             .map_err(|e| format!("inherited socket fd {fd}: {e}"))?;
+        let listener = if elsewhere {
+            listener.owned_elsewhere()
+        } else {
+            listener
+        };
         match slot {
             Some(i) => {
                 tracing::info!("uwsgi socket {i} inherited {spec}{label} fd {fd}");

@@ -805,14 +805,14 @@ impl Master<'_> {
 
     /// Replace this process with a fresh copy of itself that inherits the listening sockets.
     fn exec_self(&mut self) -> Result<(), String> {
-        let fds: Vec<RawFd> = self.listeners.iter().map(Listener::fd).collect();
         for l in &self.listeners {
             l.keep_across_exec()
                 .map_err(|e| format!("cannot keep socket across reload: {e}"))?;
         }
-        let list = fds
+        let list = self
+            .listeners
             .iter()
-            .map(|fd| fd.to_string())
+            .map(super::sockets::pass_on)
             .collect::<Vec<_>>()
             .join(",");
         tracing::info!("binary reloading rwsgi (listening fds {list})...");

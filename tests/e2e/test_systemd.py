@@ -168,6 +168,10 @@ def test_socket_activation_alone_serves_every_passed_socket_across_reloads(socke
         serves(("127.0.0.1", port))
         serves(unix)
         assert proc.poll() is None
+        # systemd owns the sockets (also after the re-exec): a stop leaves the path for the next start.
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0, tail(log)
+        assert os.path.exists(unix), f"the activated socket's path was removed at stop\n{tail(log)}"
     finally:
         shutil.rmtree(sockdir, ignore_errors=True)
 
