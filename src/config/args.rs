@@ -31,6 +31,11 @@ pub struct Args {
     #[arg(long, help_heading = "Config")]
     pub show_config: bool,
 
+    /// Make every unknown option, and every ini key that is no option (placeholders need set-ph),
+    /// a start-up error naming each, instead of a warning.
+    #[arg(long, help_heading = "Config")]
+    pub strict: bool,
+
     /// Bind a uwsgi socket: HOST:PORT, :PORT, [IPV6]:PORT, a unix path or @abstract.
     #[arg(
         short = 's',
@@ -170,8 +175,9 @@ pub struct Args {
     #[arg(short = 'M', long, help_heading = "Processes")]
     pub master: bool,
 
-    /// Import the app in each worker after fork instead of once in the master.
-    #[arg(long, help_heading = "Processes")]
+    /// Import the app in each worker after fork instead of once in the master (uWSGI's `lazy` too:
+    /// a reload replaces the workers and keeps the master).
+    #[arg(long, visible_alias = "lazy", help_heading = "Processes")]
     pub lazy_apps: bool,
 
     /// Freeze the objects the master's import made (`gc.freeze()`) before forking a worker, so
@@ -339,6 +345,10 @@ pub struct Args {
     /// one worker.
     #[arg(long, help_heading = "Compatibility")]
     pub thunder_lock: bool,
+
+    /// Options accepted for uWSGI configs that need nothing from rwsgi.
+    #[command(flatten)]
+    pub compat: super::compat::CompatArgs,
 
     /// Operations: master FIFO, chain reload, metrics, adaptive workers, attached daemons.
     #[command(flatten)]

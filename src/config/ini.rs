@@ -25,14 +25,14 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 #[rustfmt::skip]
 const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "https", "fastcgi-socket", "protocol", "socket-protocol",
-    "shared-socket", "plugin", "plugins", "need-plugin",
+    "shared-socket", 
     "plugin-dir", "harakiri-verbose", "harakiri-graceful-timeout", "harakiri-graceful-signal",
     "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as", "safe-pidfile", "pidfile2",
     "daemonize", "max-vars", "log-date", "logdate",
     "log-x-forwarded-for", "log-master", "log-maxsize", "log-reopen", "req-logger", "logger", "wsgi-env-behavior",
-    "wsgi-env-behaviour", "py-call-osafterfork", "close-on-exec", "catch-exceptions",
+    "wsgi-env-behaviour", "close-on-exec", "catch-exceptions",
     "wsgi-disable-file-wrapper", "py-autoreload", "python-autoreload", "py-tracebacker",
-    "ignore-sigpipe", "ignore-write-errors", "disable-write-exception", "strict", "lazy", "cheaper",
+    "cheaper",
     "cheaper-algo", "cheaper-initial", "offload-threads",
     "master-fifo", "hook-master-start", "auto-procname", "procname-prefix",
     "procname-prefix-spaced", "no-orphans", "reuse-port", "so-keepalive", "cpu-affinity",
@@ -58,6 +58,14 @@ enum Kind {
     Foreign,
     /// Only feeds `%(key)`.
     Placeholder,
+    /// A key of a file that is no option: a placeholder, and unknown to `strict`.
+    Custom,
+}
+
+/// An expanded command line, and the keys of files that are no option (for `strict`).
+pub struct Expanded {
+    pub argv: Vec<OsString>,
+    pub custom: Vec<String>,
 }
 
 /// The command line with each `--ini` replaced by the entries of its files.
@@ -73,11 +81,8 @@ pub fn expand(
     argv: Vec<OsString>,
     command: &clap::Command,
     warnings: &mut Vec<String>,
-) -> Result<Vec<OsString>, ConfigError> {
-    let lone_ini = argv.len() == 2
-        && argv[1]
-            .to_str()
-            .is_some_and(|a| !a.starts_with('-') && (a.ends_with(".ini") || a.contains(".ini:")));
+) -> Result<Expanded, ConfigError> {
+    let lone_ini = lone_ini(&argv);
     let mut loader = Loader {
         command,
         warnings,
@@ -117,14 +122,28 @@ pub fn expand(
         }
     }
     substitute_all(&mut pieces, warnings)?;
-    Ok(pieces
+    let mut custom = Vec::new();
+    let argv = pieces
         .into_iter()
         .filter_map(|piece| match piece {
             Piece::Arg(arg) => Some(arg),
+            Piece::Entry(e) if e.kind == Kind::Custom => {
+                custom.push(e.key);
+                None
+            }
             Piece::Entry(e) if e.kind == Kind::Placeholder => None,
             Piece::Entry(e) => to_flag(&e, command),
         })
-        .collect())
+        .collect();
+    Ok(Expanded { argv, custom })
+}
+
+/// `rwsgi app.ini`: a lone argument naming an ini file means `--ini app.ini`, as in uWSGI.
+pub fn lone_ini(argv: &[OsString]) -> bool {
+    argv.len() == 2
+        && argv[1]
+            .to_str()
+            .is_some_and(|a| !a.starts_with('-') && (a.ends_with(".ini") || a.contains(".ini:")))
 }
 
 /// Reads ini files, following `ini = ...` lines inside them.
@@ -178,7 +197,7 @@ impl Loader<'_> {
         let mut sink = LoadSink {
             loader: self,
             out,
-            unknown: Kind::Placeholder,
+            unknown: Kind::Custom,
         };
         logic::run(lines, &mut sink, &mut logic_warnings)?;
         self.warnings.extend(logic_warnings);
@@ -421,7 +440,10 @@ fn substitute_all(pieces: &mut [Piece], warnings: &mut Vec<String>) -> Result<()
 }
 
 /// The clap argument a key names (its long name or an alias).
-fn find_arg<'c>(command: &'c clap::Command, key: &str) -> Option<&'c clap::Arg> {
+pub(in crate::config) fn find_arg<'c>(
+    command: &'c clap::Command,
+    key: &str,
+) -> Option<&'c clap::Arg> {
     command.get_arguments().find(|a| {
         a.get_long() == Some(key) || a.get_all_aliases().is_some_and(|v| v.contains(&key))
     })

@@ -3,6 +3,8 @@
 //! `main` calls [`load`]; nothing else in the program sees raw flags.
 
 pub mod args;
+pub mod compat;
+mod env;
 pub mod http;
 pub mod ini;
 pub mod ops;
@@ -176,16 +178,52 @@ impl std::error::Error for ConfigError {}
 /// Parse the process's arguments (with `--ini` files expanded in place) into a [`Config`].
 /// Unknown options come back as warnings for the caller to log once logging is set up.
 pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
+    load_with_env(argv, std::env::vars_os())
+}
+
+/// [`load`], with `UWSGI_*`/`RWSGI_*` options taken from `vars` rather than the process environment.
+pub fn load_with_env(
+    argv: Vec<OsString>,
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Result<(Config, Vec<String>), clap::Error> {
     let mut warnings = Vec::new();
     let command = Args::command();
-    let argv = ini::expand(argv, &command, &mut warnings)
-        .map_err(|e| command.clone().error(clap::error::ErrorKind::Io, e.0))?;
-    let argv = drop_unknown_options(argv, &command, &mut warnings);
+    let fail = |kind, message: String| command.clone().error(kind, message);
+    let lone: Option<OsString> = ini::lone_ini(&argv).then(|| "--ini".into());
+    let mut argv = argv.into_iter();
+    let program = argv.next().into_iter();
+    let from_env = env::options(vars, &command);
+    let argv = program.chain(from_env).chain(lone).chain(argv).collect();
+    let expanded = ini::expand(argv, &command, &mut warnings)
+        .map_err(|e| fail(clap::error::ErrorKind::Io, e.0))?;
+    let mut unknown = Vec::new();
+    let argv = drop_unknown_options(expanded.argv, &command, &mut unknown);
+    if argv.iter().any(|a| a == "--strict") && !(unknown.is_empty() && expanded.custom.is_empty()) {
+        let mut names: Vec<String> = unknown.iter().map(|n| format!("--{n}")).collect();
+        names.extend(
+            expanded
+                .custom
+                .iter()
+                .map(|k| format!("{k} (an ini key that is no option)")),
+        );
+        return Err(fail(
+            clap::error::ErrorKind::UnknownArgument,
+            format!("strict mode: unknown options: {}", names.join(", ")),
+        ));
+    }
+    warnings.extend(
+        unknown
+            .iter()
+            .map(|name| format!("ignoring unknown option --{name}: rwsgi does not implement it")),
+    );
     if argv.iter().any(|a| a == "--show-config") {
         eprint!("{}", show_config(&argv, &command));
     }
     let matches = command.clone().try_get_matches_from(argv)?;
     let args = Args::from_arg_matches(&matches)?;
+    warnings.extend(foreign_plugins(&args.compat.plugin).map(|name| {
+        format!("plugin {name}: rwsgi has Python built in and no other plugins; ignored")
+    }));
     let config = Config::from_args(args)
         .map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e.0))?;
     warnings.extend(config.http.notes.iter().cloned());
@@ -205,6 +243,15 @@ pub fn load(argv: Vec<OsString>) -> Result<(Config, Vec<String>), clap::Error> {
     Ok((config, warnings))
 }
 
+/// The plugins named in `plugin`/`plugins` lists that are not Python's.
+fn foreign_plugins(lists: &[String]) -> impl Iterator<Item = &str> {
+    lists
+        .iter()
+        .flat_map(|list| list.split([',', ' ']))
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && !name.starts_with("python"))
+}
+
 /// `--show-config`: the flags as uWSGI prints its configuration, one `key = value` a line.
 fn show_config(argv: &[OsString], command: &clap::Command) -> String {
     let mut out = String::from("\n;rwsgi instance configuration\n[uwsgi]\n");
@@ -217,13 +264,13 @@ fn show_config(argv: &[OsString], command: &clap::Command) -> String {
     out + ";end of configuration\n\n"
 }
 
-/// Remove options clap does not know, with a warning each, so a uWSGI command line or ini file
-/// with options rwsgi lacks still starts. An unknown `--name` takes the next argument with it when
+/// Remove options clap does not know, giving their names in `unknown`, so a uWSGI command line or
+/// ini file with options rwsgi lacks still starts. An unknown `--name` takes the next argument with it when
 /// that argument is not itself an option.
 fn drop_unknown_options(
     argv: Vec<OsString>,
     command: &clap::Command,
-    warnings: &mut Vec<String>,
+    unknown: &mut Vec<String>,
 ) -> Vec<OsString> {
     let known = |name: &str| {
         command.get_arguments().any(|a| {
@@ -256,9 +303,7 @@ fn drop_unknown_options(
         if takes_next {
             iter.next();
         }
-        warnings.push(format!(
-            "ignoring unknown option --{name}: rwsgi does not implement it"
-        ));
+        unknown.push(name);
     }
     out
 }
@@ -570,6 +615,116 @@ mod tests {
     fn an_app_is_needed_unless_need_app_is_off() {
         assert!(load_args(&["--socket", ":1"]).is_err());
         assert!(load_args(&["--socket", ":1", "--need-app=false"]).is_ok());
+    }
+
+    fn with_env(
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Result<(Config, Vec<String>), clap::Error> {
+        let argv = std::iter::once("rwsgi").chain(args.iter().copied());
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        load_with_env(
+            argv.map(OsString::from).collect(),
+            vars.collect::<Vec<_>>().into_iter(),
+        )
+    }
+
+    #[test]
+    fn options_from_the_environment_come_before_the_command_line() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-envopt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ini = dir.join("a.ini");
+        std::fs::write(&ini, "[uwsgi]\nthreads = 5\nmodule = m\n").unwrap();
+        let vars = [
+            ("UWSGI_SOCKET", ":3031"),
+            ("UWSGI_PROCESSES", "2"),
+            ("UWSGI_THREADS", "2"),
+            ("RWSGI_THREADS", "3"),
+            ("UWSGI_MASTER", "1"),
+            ("UWSGI_ENV", "A=1"),
+            ("UWSGI_HOME_DIR_NOT_AN_OPTION", "x"),
+        ];
+        let (c, w) =
+            with_env(&["--socket", ":3032", "-w", "m", "--processes", "4"], &vars).unwrap();
+        assert_eq!(c.sockets.len(), 2, "list options add up");
+        assert_eq!(
+            (c.processes, c.threads),
+            (4, 3),
+            "flags win; RWSGI_ wins over UWSGI_"
+        );
+        assert!(c.master && w.is_empty(), "{w:?}");
+        assert_eq!(c.env, [("A".to_string(), "1".to_string())]);
+        let ini = ini.to_string_lossy().into_owned();
+        let (c, _) = with_env(&["--ini", &ini], &vars).unwrap();
+        assert_eq!(c.threads, 5, "an ini key wins over the environment");
+        let (c, _) = with_env(&[], &[("UWSGI_INI", &ini), ("UWSGI_SOCKET", ":1")]).unwrap();
+        assert_eq!(c.threads, 5, "UWSGI_INI loads a file");
+        let (c, _) = with_env(&[&ini], &[("UWSGI_SOCKET", ":1")]).unwrap();
+        assert_eq!(c.threads, 5, "a lone ini argument still is one");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn strict_rejects_every_unknown_option_and_key() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-strict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ini = dir.join("a.ini");
+        std::fs::write(
+            &ini,
+            "[uwsgi]\nprocesess = 4\nset-ph = base=/srv\nchdir = %(base)\nstrict = true\n\
+             daemonize = /x.log\n",
+        )
+        .unwrap();
+        let ini = ini.to_string_lossy().into_owned();
+        let args = ["--ini", &ini, "-s", ":1", "-w", "m", "--harakiri-verbose"];
+        let err = with_env(&args, &[("UWSGI_NOT_AN_OPTION", "1")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(
+                "strict mode: unknown options: --daemonize, --harakiri-verbose, procesess"
+            ),
+            "{err}"
+        );
+        std::fs::write(&ini, "[uwsgi]\nprocesess = 4\n").unwrap();
+        let (_, w) = with_env(&["--ini", &ini, "-s", ":1", "-w", "m"], &[]).unwrap();
+        assert!(
+            w.is_empty(),
+            "without strict a custom key is a placeholder: {w:?}"
+        );
+        assert!(with_env(&["--ini", &ini, "-s", ":1", "-w", "m", "--strict"], &[]).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn accepted_uwsgi_options_are_silent() {
+        let (c, w) = with_env(
+            &[
+                "-s",
+                ":1",
+                "-w",
+                "m",
+                "--plugin",
+                "python3",
+                "--plugins=python,python311",
+                "--ignore-sigpipe",
+                "--ignore-write-errors",
+                "--disable-write-exception",
+                "--py-call-osafterfork",
+                "--enable-threads",
+                "--lazy",
+                "--strict",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert!(w.is_empty() && c.lazy_apps, "{w:?}");
+        let (_, w) = with_env(&["-s", ":1", "-w", "m", "--plugins", "http,python3"], &[]).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("plugin http"), "{w:?}");
     }
 
     #[test]

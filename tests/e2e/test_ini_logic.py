@@ -41,7 +41,7 @@ def uwsgi_binary():
 
 def file_env(path):
     """The environment a file is read in: its `; env:` line over a clean copy of ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UWSGI_", "RWSGI_INIFILE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UWSGI_", "RWSGI_"))}
     line = next(l for l in path.read_text().splitlines() if l.startswith("; env:"))
     for pair in line[len("; env:"):].split():
         key, _, value = pair.partition("=")

@@ -33,7 +33,9 @@ fn run(args: &[&str]) -> (Vec<String>, Vec<String>) {
         .chain(args.iter().copied())
         .map(OsString::from);
     let mut warnings = Vec::new();
-    let out = expand(argv.collect(), &Args::command(), &mut warnings).unwrap();
+    let out = expand(argv.collect(), &Args::command(), &mut warnings)
+        .unwrap()
+        .argv;
     let out = out
         .into_iter()
         .skip(1)
