@@ -14,14 +14,13 @@
 //!    [`protocol::RequestReader`] answers "need more", a head, or an error; `--buffer-size` is
 //!    checked from the 4-byte header before the vars block is awaited.
 //! 3. A packet still incomplete after a short wait goes to the worker's event loop, which finishes
-//!    reading it without holding a thread and queues it as a [`dispatch::Job`] for the next free
+//!    reading it without holding a thread and queues it as a [`server::dispatch::Job`] for the next free
 //!    thread. Most requests never cross threads.
 //! 4. The thread, attached to the interpreter for its whole life (it detaches only to wait, accept
 //!    and read), builds the environ from a template, calls the app, and writes the response.
 //! 5. It drains any body the app left unread, closes, and writes the log line.
 
 pub mod config;
-pub mod dispatch;
 pub mod log;
 pub mod master;
 pub mod privileges;
@@ -29,7 +28,7 @@ pub mod protocol;
 pub mod python;
 pub mod scoreboard;
 pub mod server;
-pub mod sigmask;
 pub mod statics;
 pub mod stats;
+pub mod sys;
 pub mod worker;

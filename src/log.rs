@@ -67,8 +67,7 @@ pub fn memory_usage() -> Option<(u64, u64)> {
 pub fn statm(pid: i32) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let page = crate::sys::host::page_size()?;
     let vsz = fields.next()??;
     let rss = fields.next()??;
     Some((vsz * page, rss * page))
@@ -76,19 +75,7 @@ pub fn statm(pid: i32) -> Option<(u64, u64)> {
 
 /// `ctime(3)` without the newline: `Fri Nov 27 10:29:38 2026`.
 pub fn ctime(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let secs = libc::time_t::try_from(secs).unwrap_or(0);
-    let mut buf = [0 as libc::c_char; 32];
-    // SAFETY: ctime_r writes at most 26 bytes into the 32-byte buffer.
-    let p = unsafe { libc::ctime_r(&secs, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: ctime_r NUL-terminated the buffer.
-    let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-    s.to_string_lossy().trim_end().to_string()
+    crate::sys::host::ctime(t)
 }
 
 impl RequestLine<'_> {

@@ -4,6 +4,7 @@ use rwsgi::config::{self, Config};
 use rwsgi::master;
 use rwsgi::scoreboard::Scoreboard;
 use rwsgi::server::{Listener, Stop};
+use rwsgi::sys::process;
 use rwsgi::{log, privileges, python, worker};
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -30,21 +31,6 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Raise the open-file limit to its hard maximum: each connection is a descriptor.
-fn raise_nofile_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
@@ -90,10 +76,12 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
 }
 
 fn run(config: &Config, argv: Vec<OsString>) -> Result<(), String> {
-    raise_nofile_limit();
+    // Each connection is a descriptor: raise the open-file limit to its hard maximum.
+    if let Err(e) = process::raise_nofile_limit() {
+        tracing::debug!("cannot raise the open-file limit: {e}");
+    }
     if let Some(mask) = config.umask {
-        // SAFETY: umask has no preconditions.
-        unsafe { libc::umask(mask as libc::mode_t) };
+        process::set_umask(mask);
     }
     let listeners = listeners(config)?;
     if let Some(pidfile) = &config.pidfile {

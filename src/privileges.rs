@@ -4,8 +4,9 @@
 //! Unlike uWSGI, `--uid` without `--gid` also switches to the user's primary group (uWSGI keeps the
 //! group it started with, usually root), and the supplementary groups are always the user's own.
 
-use std::ffi::{CStr, CString};
-use std::os::fd::AsRawFd;
+use crate::sys::fd;
+use crate::sys::process::{self, UserKey};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -19,51 +20,29 @@ pub struct User {
     pub name: Option<CString>,
 }
 
-/// Buffer size for the reentrant database lookups.
-const LOOKUP_BUFFER: usize = 16 << 10;
-
 /// Look a user up by name or number.
 pub fn user(spec: &str) -> Result<User, String> {
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    let mut buf = vec![0 as libc::c_char; LOOKUP_BUFFER];
     let number = spec.parse::<libc::uid_t>().ok();
-    let r = match number {
-        // SAFETY: valid out-pointers and a buffer of the length given.
-        Some(uid) => unsafe {
-            libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found)
-        },
+    let entry = match number {
+        Some(uid) => process::user_entry(UserKey::Id(uid)),
         None => {
             let name = CString::new(spec).map_err(|_| format!("bad user name {spec:?}"))?;
-            // SAFETY: as above, with a NUL-terminated name.
-            unsafe {
-                libc::getpwnam_r(
-                    name.as_ptr(),
-                    &mut pw,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    &mut found,
-                )
-            }
+            process::user_entry(UserKey::Name(&name))
         }
     };
-    if r != 0 || found.is_null() {
-        return match number {
-            Some(uid) => Ok(User {
-                uid,
-                gid: None,
-                name: None,
-            }),
-            None => Err(format!("no such user: {spec}")),
-        };
+    match (entry, number) {
+        (Some(pw), _) => Ok(User {
+            uid: pw.uid,
+            gid: Some(pw.gid),
+            name: Some(pw.name),
+        }),
+        (None, Some(uid)) => Ok(User {
+            uid,
+            gid: None,
+            name: None,
+        }),
+        (None, None) => Err(format!("no such user: {spec}")),
     }
-    // SAFETY: getpwnam_r filled `pw`, whose name points into `buf`, still alive here.
-    let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_owned();
-    Ok(User {
-        uid: pw.pw_uid,
-        gid: Some(pw.pw_gid),
-        name: Some(name),
-    })
 }
 
 /// Look a group up by name or number.
@@ -72,23 +51,7 @@ pub fn group(spec: &str) -> Result<libc::gid_t, String> {
         return Ok(gid);
     }
     let name = CString::new(spec).map_err(|_| format!("bad group name {spec:?}"))?;
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    let mut buf = vec![0 as libc::c_char; LOOKUP_BUFFER];
-    // SAFETY: valid out-pointers, a NUL-terminated name and a buffer of the length given.
-    let r = unsafe {
-        libc::getgrnam_r(
-            name.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if r != 0 || found.is_null() {
-        return Err(format!("no such group: {spec}"));
-    }
-    Ok(gr.gr_gid)
+    process::group_id(&name).ok_or_else(|| format!("no such group: {spec}"))
 }
 
 /// `--chown-socket USER[:GROUP]` on a bound unix socket's path.
@@ -105,15 +68,8 @@ pub fn chown(path: &Path, spec: &str) -> Result<(), String> {
     };
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| format!("bad socket path {}", path.display()))?;
-    // SAFETY: a NUL-terminated path.
-    if unsafe { libc::chown(c_path.as_ptr(), uid, gid) } != 0 {
-        return Err(format!(
-            "--chown-socket {spec} on {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    process::chown(&c_path, uid, gid)
+        .map_err(|e| format!("--chown-socket {spec} on {}: {e}", path.display()))
 }
 
 /// Switch to `uid`/`gid` (either may be absent) for good: group, supplementary groups, then user.
@@ -131,8 +87,7 @@ pub fn drop_to(uid: Option<&str>, gid: Option<&str>) -> Result<(), String> {
         Some(g) => Some(group(g).map_err(|e| format!("--gid: {e}"))?),
         None => user.as_ref().and_then(|u| u.gid),
     };
-    // SAFETY: these getters have no preconditions.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (euid, egid) = process::effective_ids();
     if euid != 0 {
         let same = user.as_ref().is_none_or(|u| u.uid == euid) && gid.is_none_or(|g| g == egid);
         return if same {
@@ -144,38 +99,16 @@ pub fn drop_to(uid: Option<&str>, gid: Option<&str>) -> Result<(), String> {
         };
     }
     if let Some(gid) = gid {
-        // SAFETY: plain syscalls with valid arguments.
-        if unsafe { libc::setgid(gid) } != 0 {
-            return Err(format!(
-                "setgid({gid}): {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let groups = match user.as_ref().and_then(|u| u.name.as_ref()) {
-            // SAFETY: a NUL-terminated user name.
-            Some(name) => unsafe { libc::initgroups(name.as_ptr(), gid) },
-            // SAFETY: one valid gid.
-            None => unsafe { libc::setgroups(1, &gid) },
-        };
-        if groups != 0 {
-            return Err(format!(
-                "cannot set the supplementary groups: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        process::set_gid(gid).map_err(|e| format!("setgid({gid}): {e}"))?;
+        let name = user.as_ref().and_then(|u| u.name.as_deref());
+        process::set_groups(name, gid)
+            .map_err(|e| format!("cannot set the supplementary groups: {e}"))?;
         tracing::info!("setgid() to {gid}");
     }
     if let Some(user) = &user {
-        // SAFETY: a plain syscall.
-        if unsafe { libc::setuid(user.uid) } != 0 {
-            return Err(format!(
-                "setuid({}): {}",
-                user.uid,
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: as above; succeeding here would mean the drop did not stick.
-        if user.uid != 0 && unsafe { libc::setuid(0) } == 0 {
+        process::set_uid(user.uid).map_err(|e| format!("setuid({}): {e}", user.uid))?;
+        // Succeeding here would mean the drop did not stick.
+        if user.uid != 0 && process::set_uid(0).is_ok() {
             return Err("the process could become root again after setuid".into());
         }
         tracing::info!("setuid() to {}", user.uid);
@@ -193,14 +126,7 @@ pub fn log_to(path: &Path) -> Result<(), String> {
         .open(path)
         .map_err(|e| format!("--logto {}: {e}", path.display()))?;
     for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
-        // SAFETY: dup2 from an open descriptor onto a standard one.
-        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
-            return Err(format!(
-                "--logto {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
+        fd::redirect(&file, target).map_err(|e| format!("--logto {}: {e}", path.display()))?;
     }
     Ok(())
 }

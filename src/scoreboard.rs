@@ -5,6 +5,7 @@
 //! Every field is an atomic in a `#[repr(C)]` struct; nothing in the mapping is a pointer, so it
 //! means the same in every process.
 
+use crate::sys::host::SharedSlice;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,18 +58,13 @@ pub struct CoreSlot {
     pub read_errors: AtomicU64,
 }
 
-/// The shared mapping.
+/// The shared mappings: the totals, then one slot per worker, then one per thread of each.
 pub struct Scoreboard {
-    base: *mut u8,
-    len: usize,
-    workers: usize,
+    totals: SharedSlice<Totals>,
+    workers: SharedSlice<WorkerSlot>,
+    cores: SharedSlice<CoreSlot>,
     threads: usize,
 }
-
-// SAFETY: the mapping holds only atomics and lives until the Scoreboard is dropped.
-unsafe impl Send for Scoreboard {}
-// SAFETY: as above; all access goes through atomics.
-unsafe impl Sync for Scoreboard {}
 
 /// Epoch microseconds now.
 pub fn now_micros() -> u64 {
@@ -78,43 +74,19 @@ pub fn now_micros() -> u64 {
 }
 
 impl Scoreboard {
-    /// Map a zeroed, shared, anonymous region for `workers` x `threads`.
+    /// Map zeroed, shared, anonymous regions for `workers` x `threads`.
     pub fn new(workers: usize, threads: usize) -> std::io::Result<Scoreboard> {
-        let len = Self::offset_cores(workers) + workers * threads * std::mem::size_of::<CoreSlot>();
-        // SAFETY: an anonymous shared mapping; the kernel zero-fills it, and all-zero bytes are a
-        // valid value for every atomic in it.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
         Ok(Scoreboard {
-            base: base.cast(),
-            len,
-            workers,
+            totals: SharedSlice::new(1)?,
+            workers: SharedSlice::new(workers)?,
+            cores: SharedSlice::new(workers * threads)?,
             threads,
         })
     }
 
-    fn offset_workers() -> usize {
-        std::mem::size_of::<Totals>().next_multiple_of(64)
-    }
-
-    fn offset_cores(workers: usize) -> usize {
-        (Self::offset_workers() + workers * std::mem::size_of::<WorkerSlot>()).next_multiple_of(64)
-    }
-
     /// Worker processes the board has room for.
     pub fn workers(&self) -> usize {
-        self.workers
+        self.workers.len()
     }
 
     /// Threads per worker.
@@ -124,28 +96,25 @@ impl Scoreboard {
 
     /// Instance-wide counters.
     pub fn totals(&self) -> &Totals {
-        // SAFETY: the mapping starts with a Totals, suitably aligned (page-aligned base).
-        unsafe { &*(self.base as *const Totals) }
+        &self.totals[0]
     }
 
     /// Worker `id` (1-based, as uWSGI numbers them).
     pub fn worker(&self, id: usize) -> &WorkerSlot {
-        assert!(id >= 1 && id <= self.workers, "worker id {id} out of range");
-        let offset = Self::offset_workers() + (id - 1) * std::mem::size_of::<WorkerSlot>();
-        // SAFETY: in bounds by the assert; WorkerSlot's alignment (8) divides the offset.
-        unsafe { &*(self.base.add(offset) as *const WorkerSlot) }
+        assert!(
+            id >= 1 && id <= self.workers.len(),
+            "worker id {id} out of range"
+        );
+        &self.workers[id - 1]
     }
 
     /// Thread `core` (0-based) of worker `id`.
     pub fn core(&self, id: usize, core: usize) -> &CoreSlot {
         assert!(
-            id >= 1 && id <= self.workers && core < self.threads,
+            id >= 1 && id <= self.workers.len() && core < self.threads,
             "core {id}/{core} out of range"
         );
-        let index = (id - 1) * self.threads + core;
-        let offset = Self::offset_cores(self.workers) + index * std::mem::size_of::<CoreSlot>();
-        // SAFETY: in bounds by the assert and the mapping's length; aligned as above.
-        unsafe { &*(self.base.add(offset) as *const CoreSlot) }
+        &self.cores[(id - 1) * self.threads + core]
     }
 
     /// Record a fresh process in worker slot `id`.
@@ -165,18 +134,10 @@ impl Scoreboard {
     }
 }
 
-impl Drop for Scoreboard {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the region mapped in `new`; no reference outlives `self`.
-        unsafe {
-            libc::munmap(self.base.cast(), self.len);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::process;
 
     #[test]
     fn slots_are_distinct_and_zeroed() {
@@ -193,16 +154,15 @@ mod tests {
     #[test]
     fn writes_after_fork_are_seen_by_the_parent() {
         let board = Scoreboard::new(1, 1).unwrap();
-        // SAFETY: the child only touches atomics and exits without running destructors.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            board.worker(1).requests.store(42, Ordering::SeqCst);
-            // SAFETY: leaving the forked test process at once.
-            unsafe { libc::_exit(0) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for the child just forked.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        // SAFETY: the child only stores to an atomic and leaves at once, without destructors.
+        let pid = match unsafe { process::fork() }.unwrap() {
+            process::Forked::Child => {
+                board.worker(1).requests.store(42, Ordering::SeqCst);
+                process::exit_now(0)
+            }
+            process::Forked::Parent(pid) => pid,
+        };
+        process::wait_for(pid).unwrap();
         assert_eq!(board.worker(1).requests.load(Ordering::SeqCst), 42);
     }
 

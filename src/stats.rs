@@ -70,8 +70,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     });
     // uWSGI reports the fullest socket's queue as the instance's.
     let listen_queue = s.sockets.iter().map(|sock| sock.queue).max().unwrap_or(0);
-    // SAFETY: getuid and getgid cannot fail and touch no memory of ours.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = crate::sys::process::real_ids();
     let mut out = object(&[
         ("version", V::S(VERSION)),
         ("listen_queue", V::U(u64::from(listen_queue))),

@@ -3,9 +3,10 @@
 //! finished (within `--reload-mercy`), unless the stop was a fast one.
 
 use crate::config::Config;
-use crate::dispatch;
 use crate::python::{self, App};
+use crate::server::dispatch;
 use crate::server::{Acceptor, EventLoop, Listener, Release, Stop};
+use crate::sys::process;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -27,7 +28,7 @@ pub fn run(
     watch(&mut event_loop, &[libc::SIGINT, libc::SIGQUIT], Stop::Fast)?;
     watch(&mut event_loop, &[libc::SIGHUP], Stop::Reload)?;
     // Signals that arrived since the fork are delivered now, to these handlers.
-    crate::sigmask::unblock_stop_signals();
+    crate::sys::process::unblock_stop_signals();
     if let (Some(limit), Some(inflight)) = (config.harakiri, &app.inflight) {
         event_loop.set_watchdog(inflight.clone(), limit);
     }
@@ -78,8 +79,7 @@ pub fn run(
     if matches!(stop, Stop::Retire | Stop::Harakiri) && config.master {
         // Wake the master now (it treats SIGCHLD as "look at the workers") so the successor starts
         // while this worker finishes, instead of at the master's next tick.
-        // SAFETY: kill with our parent's pid and a harmless signal.
-        unsafe { libc::kill(libc::getppid(), libc::SIGCHLD) };
+        let _ = process::kill(process::parent_pid(), libc::SIGCHLD);
     }
     let stop = match stop {
         Stop::Fast => Stop::Fast,

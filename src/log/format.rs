@@ -281,14 +281,9 @@ fn render_field(out: &mut Vec<u8>, field: Field, line: &RequestLine<'_>) {
 /// Local time as Apache's common log has it, `27/Nov/2026:15:31:34 +0000` (`%d/%b/%Y:%H:%M:%S
 /// %z`); nothing when the time cannot be converted.
 fn apache_time(out: &mut Vec<u8>, t: SystemTime) {
-    let secs = libc::time_t::try_from(unix_micros(t) / 1_000_000).unwrap_or(0);
-    // SAFETY: an all-zero `tm` is a valid value (its zone pointer is null).
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return;
+    if let Some(tm) = crate::sys::host::local_time(t) {
+        write_apache_time(out, &tm);
     }
-    write_apache_time(out, &tm);
 }
 
 fn write_apache_time(out: &mut Vec<u8>, tm: &libc::tm) {
@@ -496,8 +491,7 @@ mod tests {
 
     #[test]
     fn apache_time_layout_and_zone_offsets() {
-        // SAFETY: an all-zero `tm` is a valid value.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        let mut tm = crate::sys::host::zero_tm();
         tm.tm_mday = 7;
         tm.tm_mon = 10;
         tm.tm_year = 126;

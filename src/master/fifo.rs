@@ -121,15 +121,7 @@ fn parse_logged(b: u8) -> Option<Command> {
 
 /// `mkfifo(3)`: std has no way to make a named pipe.
 fn mkfifo(path: &Path, mode: libc::mode_t) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the FIFO path"))?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    if unsafe { libc::mkfifo(c.as_ptr(), mode) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::fd::mkfifo(path, mode)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::LISTEN_FDS_ENV;
 use crate::config::SocketSpec;
 use crate::server::Listener;
 use socket2::{SockAddr, SockRef};
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
@@ -76,12 +76,9 @@ fn passed() -> Vec<Passed> {
         .collect()
 }
 
-/// The address a passed descriptor is bound to.
-fn address_of(fd: RawFd) -> std::io::Result<SockAddr> {
-    // SAFETY: `fd` was passed to this process open (the LISTEN_FDS protocol, or our previous image)
-    // and stays open for the borrow, which ends with this call.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    SockRef::from(&borrowed).local_addr()
+/// The address a passed socket is bound to.
+fn address_of(fd: &OwnedFd) -> std::io::Result<SockAddr> {
+    SockRef::from(fd).local_addr()
 }
 
 /// What a kernel address reads as in `--socket` spelling.
@@ -123,7 +120,9 @@ pub fn adopt(wanted: &[SocketSpec]) -> Result<(Vec<Option<Listener>>, Vec<Listen
         elsewhere,
     } in passed()
     {
-        let spec = address_of(fd)
+        let owned = crate::sys::fd::claim_passed(fd)
+            .map_err(|e| format!("cannot adopt inherited socket fd {fd}: {e}"))?;
+        let spec = address_of(&owned)
             .ok()
             .as_ref()
             .and_then(spec_of)
@@ -137,12 +136,10 @@ pub fn adopt(wanted: &[SocketSpec]) -> Result<(Vec<Option<Listener>>, Vec<Listen
             tracing::warn!(
                 "inherited socket {spec}{label} fd {fd} matches no --socket: closing it"
             );
-            // SAFETY: the passed descriptor is ours and nothing else refers to it.
-            drop(unsafe { Listener::inherit(fd, spec) });
+            drop(owned);
             continue;
         }
-        // SAFETY: a listening socket passed to this process, owned by nothing else.
-        let listener = unsafe { Listener::inherit(fd, spec.clone()) }
+        let listener = Listener::inherit(owned, spec.clone())
             .map_err(|e| format!("cannot adopt inherited socket fd {fd}: {e}"))?;
         listener
             .set_cloexec()

@@ -11,6 +11,8 @@ use crate::log::statm;
 use crate::python::{self, App};
 use crate::scoreboard::Scoreboard;
 use crate::server::{Conn, Listener, Stop};
+use crate::sys::fd;
+use crate::sys::process::{self, Forked};
 use crate::{stats, worker};
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -183,15 +185,15 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
 
 /// Fork; with Python imported, around CPython's fork hooks (see [`python::fork`]), and with
 /// `--gc-freeze` after moving every object the master holds out of the collector's reach.
-fn fork(with_python: bool, gc_freeze: bool) -> i32 {
+fn fork(with_python: bool, gc_freeze: bool) -> std::io::Result<Forked> {
     if with_python {
         if gc_freeze {
             python::gc_freeze();
         }
         python::fork()
     } else {
-        // SAFETY: the master is single-threaded (no Python, no other threads).
-        unsafe { libc::fork() }
+        // No Python: the master runs one thread.
+        process::fork_alone()
     }
 }
 
@@ -245,30 +247,16 @@ impl Master<'_> {
         if let Some(fifo) = &self.fifo {
             sources.push((fifo.fd(), Source::Fifo));
         }
-        let mut fds: Vec<libc::pollfd> = sources
-            .iter()
-            .map(|&(fd, _)| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: `fds` is a valid array of pollfd for the call.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                TICK.as_millis() as libc::c_int,
-            )
-        };
-        if n <= 0 {
-            return;
-        }
-        for (pfd, &(_, source)) in fds.iter().zip(&sources) {
-            if pfd.revents == 0 {
-                continue;
+        let fds: Vec<RawFd> = sources.iter().map(|&(fd, _)| fd).collect();
+        let ready = match fd::poll_readable(&fds, TICK) {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::error!("poll failed: {e}");
+                return;
             }
-            let i = match source {
+        };
+        for index in ready {
+            let i = match sources[index].1 {
                 Source::Signal(i) => i,
                 Source::Stats => {
                     self.serve_stats();
@@ -341,8 +329,7 @@ impl Master<'_> {
             .chain(self.retiring.iter().copied())
             .filter(|p| *p > 0)
         {
-            // SAFETY: signalling a child we forked.
-            unsafe { libc::kill(pid, signal) };
+            let _ = process::kill(pid, signal);
         }
     }
 
@@ -372,13 +359,7 @@ impl Master<'_> {
 
     /// Collect exited children.
     fn reap(&mut self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid with a valid status pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+        while let Some((pid, status)) = process::reap_one() {
             if let Some(i) = self.retiring.iter().position(|p| *p == pid) {
                 self.retiring.swap_remove(i);
                 tracing::info!("retired worker (pid: {pid}) finished its requests and exited");
@@ -507,8 +488,7 @@ impl Master<'_> {
                     "...The work of process {id} (pid: {old}) is done ({reason}). Seeya!"
                 );
             }
-            // SAFETY: signalling a child we forked.
-            unsafe { libc::kill(old, signal) };
+            let _ = process::kill(old, signal);
             self.retiring.push(old);
         }
         self.slots[id - 1].pid = 0;
@@ -658,17 +638,16 @@ impl Master<'_> {
         // A stop signal must not reach the child before it has its own handlers (it would hit the
         // master's, which the child removes, and be lost): block them across the fork; the worker
         // unblocks once its handlers are installed.
-        let saved = crate::sigmask::block_stop_signals();
-        let pid = fork(self.app.is_some(), self.config.gc_freeze);
-        if pid != 0 {
-            crate::sigmask::restore(&saved);
+        let saved = process::block_stop_signals();
+        let forked = fork(self.app.is_some(), self.config.gc_freeze);
+        if !matches!(forked, Ok(Forked::Child)) {
+            process::restore_signals(&saved);
         }
-        if pid < 0 {
-            return Err(format!("fork failed: {}", std::io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            self.child(id, master_pid);
-        }
+        let pid = match forked {
+            Ok(Forked::Child) => self.child(id, master_pid),
+            Ok(Forked::Parent(pid)) => pid,
+            Err(e) => return Err(format!("fork failed: {e}")),
+        };
         let slot = &mut self.slots[id - 1];
         slot.pid = pid;
         slot.spawned = Instant::now();
@@ -697,12 +676,9 @@ impl Master<'_> {
         }
         self.stats = None;
         self.fifo = None;
-        // SAFETY: prctl and getppid have no memory-safety preconditions.
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != master_pid {
-                libc::_exit(1);
-            }
+        let _ = process::set_parent_death_signal(libc::SIGTERM);
+        if process::parent_pid() != master_pid {
+            process::exit_now(1);
         }
         let code = match self.child_app() {
             Ok(mut app) => {
@@ -722,8 +698,8 @@ impl Master<'_> {
             }
             Err(code) => code,
         };
-        // SAFETY: leaving the worker without running the master's destructors.
-        unsafe { libc::_exit(code) }
+        // Leave the worker without running the master's destructors.
+        process::exit_now(code)
     }
 
     fn child_app(&mut self) -> Result<App, i32> {

@@ -125,12 +125,11 @@ pub enum Progress {
     Ready(Packet),
 }
 
-/// Something that reads bytes into memory that need not be initialised (a socket).
-///
-/// # Safety
-/// `recv` returns `Ok(n)` only with `n <= buf.len()` and the first `n` bytes of `buf` written.
-pub unsafe trait Recv {
-    fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<usize>;
+/// Something that reads bytes (a socket). Implementations may receive straight into the vector's
+/// spare capacity, without zeroing it first (the server's sockets do, in `crate::sys`).
+pub trait Recv {
+    /// Receive at most `max` bytes onto the end of `buf`; how many arrived (0 at end of stream).
+    fn recv_append(&self, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize>;
 }
 
 /// The read side of one connection: a growing buffer and the decode of what it holds.
@@ -177,13 +176,8 @@ impl RequestReader {
     pub fn read_from<R: Recv + ?Sized>(&mut self, source: &R) -> std::io::Result<usize> {
         let want = self.wanted().max(READ_CHUNK);
         self.buf.truncate(self.filled);
-        self.buf.reserve(want);
-        let room = &mut self.buf.spare_capacity_mut()[..want];
-        let n = source.recv(room)?.min(want);
-        // SAFETY: `Recv`'s contract: the first `n` bytes of `room`, which starts at `filled`,
-        // are initialised, and `n` is within the capacity reserved above.
-        unsafe { self.buf.set_len(self.filled + n) };
-        self.filled += n;
+        let n = source.recv_append(&mut self.buf, want)?;
+        self.filled = self.buf.len();
         Ok(n)
     }
 
@@ -422,14 +416,11 @@ mod tests {
         chunk: usize,
     }
 
-    // SAFETY: `recv` writes the `n` bytes it returns, and `n` is at most `buf.len()`.
-    unsafe impl Recv for Trickle {
-        fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<usize> {
+    impl Recv for Trickle {
+        fn recv_append(&self, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
             let at = self.at.get();
-            let n = self.chunk.min(buf.len()).min(self.data.len() - at);
-            for (slot, byte) in buf.iter_mut().zip(&self.data[at..at + n]) {
-                slot.write(*byte);
-            }
+            let n = self.chunk.min(max).min(self.data.len() - at);
+            buf.extend_from_slice(&self.data[at..at + n]);
             self.at.set(at + n);
             Ok(n)
         }

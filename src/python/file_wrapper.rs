@@ -56,21 +56,10 @@ pub fn sendfile_plan(py: Python<'_>, wrapper: &FileWrapper) -> Option<(i32, u64,
         .ok()?
         .extract()
         .ok()?;
-    // SAFETY: fstat into a zeroed stat buffer on a descriptor the file object keeps open.
-    let size = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
-            return None;
-        }
-        u64::try_from(st.st_size).ok()?
-    };
+    let size = crate::sys::fd::regular_file_size(fd)?;
     let offset = match f.call_method0(pyo3::intern!(py, "tell")) {
         Ok(pos) => pos.extract::<u64>().ok()?,
-        Err(_) => {
-            // SAFETY: lseek on an open descriptor only reads its position.
-            let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-            u64::try_from(pos).ok()?
-        }
+        Err(_) => crate::sys::fd::file_position(fd)?,
     };
     Some((fd, offset, size.saturating_sub(offset)))
 }

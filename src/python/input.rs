@@ -9,6 +9,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::io;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,16 +87,37 @@ impl Input {
     /// Read body bytes from the socket into `dst` (at most what the body has left), with the GIL
     /// released. End of stream before the body's end is an error.
     fn recv_into(&mut self, py: Python<'_>, dst: &mut [u8]) -> PyResult<usize> {
-        let want = usize::try_from(self.unread)
-            .unwrap_or(usize::MAX)
-            .min(dst.len());
+        let want = self.want(dst.len());
         if want == 0 {
             return Ok(0);
         }
-        let conn = &self.conn;
-        let timeout = self.timeout;
+        let (conn, timeout) = (&self.conn, self.timeout);
         let dst = &mut dst[..want];
-        match py.detach(|| conn.read_timeout(dst, timeout)) {
+        let r = py.detach(|| conn.read_timeout(dst, timeout));
+        self.received(py, r)
+    }
+
+    /// [`Input::recv_into`] for memory not initialised yet: the first `n` bytes of `dst` are
+    /// initialised when it returns `Ok(n)`.
+    fn recv_uninit(&mut self, py: Python<'_>, dst: &mut [MaybeUninit<u8>]) -> PyResult<usize> {
+        let want = self.want(dst.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let (conn, timeout) = (&self.conn, self.timeout);
+        let dst = &mut dst[..want];
+        let r = py.detach(|| conn.recv_uninit_timeout(dst, timeout));
+        self.received(py, r)
+    }
+
+    /// How many bytes a read into `room` bytes may take: no more than the body has left.
+    fn want(&self, room: usize) -> usize {
+        usize::try_from(self.unread).unwrap_or(usize::MAX).min(room)
+    }
+
+    /// Account for one socket read.
+    fn received(&mut self, py: Python<'_>, r: io::Result<usize>) -> PyResult<usize> {
+        match r {
             Ok(0) => Err(self.error(py, io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => {
                 self.unread -= n as u64;
@@ -112,7 +134,8 @@ impl Input {
         let len = pyo3::ffi::Py_ssize_t::try_from(n)
             .map_err(|_| PyOSError::new_err("wsgi.input read size too large"))?;
         // SAFETY: a NULL source asks CPython for an uninitialised bytes object of `len` bytes,
-        // which is ours alone until returned; every byte is written below before Python sees it.
+        // which is ours alone until returned; every byte is written below before Python sees it
+        // (on an error the object is dropped unseen).
         let bytes = unsafe {
             let ptr = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len);
             Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyBytes>()
@@ -120,16 +143,22 @@ impl Input {
         if n == 0 {
             return Ok(bytes);
         }
-        // SAFETY: the object's buffer is `n` bytes long, and nothing else refers to it yet.
+        // SAFETY: the object's buffer is `n` bytes long and nothing else refers to it yet; it is
+        // seen as `MaybeUninit` because its bytes are not initialised.
         let dst = unsafe {
-            std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast(), n)
+            std::slice::from_raw_parts_mut(
+                pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<MaybeUninit<u8>>(),
+                n,
+            )
         };
         let buffered = (self.buf.len() - self.pos).min(n);
-        dst[..buffered].copy_from_slice(&self.buf[self.pos..self.pos + buffered]);
+        for (slot, &byte) in dst.iter_mut().zip(&self.buf[self.pos..self.pos + buffered]) {
+            slot.write(byte);
+        }
         self.pos += buffered;
         let mut filled = buffered;
         while filled < n {
-            filled += self.recv_into(py, &mut dst[filled..])?;
+            filled += self.recv_uninit(py, &mut dst[filled..])?;
         }
         Ok(bytes)
     }

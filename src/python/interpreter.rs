@@ -51,6 +51,7 @@ fn start(virtualenv: Option<&Path>) -> Result<(), String> {
     let fail = |status: ffi::PyStatus| {
         // SAFETY: `err_msg` is null or a static C string set by CPython.
         let msg = unsafe { status.err_msg.as_ref() }.map(|m| {
+            // SAFETY: as above: a NUL-terminated static string.
             unsafe { std::ffi::CStr::from_ptr(m) }
                 .to_string_lossy()
                 .into_owned()
@@ -158,13 +159,50 @@ fn add_virtualenv(
     Ok(())
 }
 
-/// Run `Py_FinalizeEx` (atexit hooks, `threading._shutdown`). Every other thread that used Python
-/// must have exited.
+/// Whether [`finalize`] ran (it may run once).
+static FINALIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run `Py_FinalizeEx` (atexit hooks, `threading._shutdown`), once, and only when the calling
+/// thread is the process's last: with another thread still running, Python code could be running
+/// there, so the interpreter is left as it is (the process is about to exit anyway). After it,
+/// pyo3 refuses to attach (it checks `Py_IsInitialized`), so a later Python call panics rather
+/// than touching a finalized interpreter.
 pub fn finalize() {
-    // SAFETY: called once, from the main thread, after all Python threads were joined; pyo3's own
-    // guards are not used afterwards.
+    if crate::sys::process::thread_count() != Some(1) {
+        tracing::warn!("other threads still run: exiting without finalizing Python");
+        return;
+    }
+    if FINALIZED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: the only thread of the process, once; it is detached (every caller runs outside
+    // `Python::attach`), so it takes the GIL here and the interpreter ends with it.
     unsafe {
         pyo3::ffi::PyGILState_Ensure();
         pyo3::ffi::Py_FinalizeEx();
     }
+}
+
+/// `fork(2)` bracketed by CPython's fork hooks, as `os.fork` does, so the interpreter's locks and
+/// state are sound in the child.
+///
+/// Safe to call: the hooks take the interpreter's locks (the import lock, the GIL) before the fork
+/// and reset them in the child, and the master, the only caller, holds no Rust lock across it.
+/// Threads the app started at import do not exist in the child (it is warned about at start-up),
+/// exactly as with `os.fork`.
+pub fn fork() -> std::io::Result<crate::sys::process::Forked> {
+    use crate::sys::process::{self, Forked};
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held and the hooks bracket the fork exactly as CPython's own os.fork
+        // does, which is what makes the child's interpreter sound (see above).
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let forked = process::fork();
+            match forked {
+                Ok(Forked::Child) => pyo3::ffi::PyOS_AfterFork_Child(),
+                _ => pyo3::ffi::PyOS_AfterFork_Parent(),
+            }
+            forked
+        }
+    })
 }

@@ -14,9 +14,9 @@ pub mod respond;
 pub mod start_response;
 
 use crate::config::Config;
-use crate::dispatch::InFlight;
 use crate::scoreboard::Scoreboard;
 use crate::server::acceptor::{Acceptor, Next};
+use crate::server::dispatch::InFlight;
 use pyo3::prelude::*;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -213,24 +213,7 @@ pub fn gc_freeze() {
     }
 }
 
-/// `fork(2)` bracketed by CPython's fork hooks, as `os.fork` does, so the interpreter's locks and
-/// state are sound in the child. The caller must have no other threads.
-pub fn fork() -> i32 {
-    Python::attach(|_py| {
-        // SAFETY: the GIL is held, the process is single-threaded, and the hooks bracket the fork
-        // exactly as CPython's own os.fork does.
-        unsafe {
-            pyo3::ffi::PyOS_BeforeFork();
-            let pid = libc::fork();
-            if pid == 0 {
-                pyo3::ffi::PyOS_AfterFork_Child();
-            } else {
-                pyo3::ffi::PyOS_AfterFork_Parent();
-            }
-            pid
-        }
-    })
-}
+pub use interpreter::fork;
 
 /// The body of a Python thread: attach once, then serve requests until the worker stops. The
 /// thread detaches only when its next request is not already there (it waits for one).

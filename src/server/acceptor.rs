@@ -28,12 +28,14 @@
 //! waits for the rest (up to `--socket-timeout`) without holding a thread.
 
 use super::conn::Conn;
+use super::dispatch::{Job, JobSource};
 use super::incoming::{Incoming, Outcome};
 use super::listener::accept_on;
-use crate::dispatch::{Job, JobSource};
+use crate::sys::event::Epoll;
+use crate::sys::process;
 use crossbeam_channel::TryRecvError;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -69,7 +71,7 @@ const DEPUTY_RESTS_AFTER: u32 = 100;
 
 /// What the threads of one worker share: the epoll set and who waits on it.
 struct Lobby {
-    epoll: OwnedFd,
+    epoll: Epoll,
     threads: usize,
     lead: Mutex<Lead>,
     /// The deputy waits here.
@@ -133,24 +135,6 @@ pub struct Acceptor {
     unfinished: Option<Incoming>,
 }
 
-fn epoll_add(epoll: RawFd, fd: RawFd, events: i32, data: u64) -> io::Result<()> {
-    let mut event = libc::epoll_event {
-        events: events as u32,
-        u64: data,
-    };
-    // SAFETY: epoll_ctl on our epoll descriptor with a valid event.
-    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn epoll_del(epoll: RawFd, fd: RawFd) {
-    let mut event = libc::epoll_event { events: 0, u64: 0 };
-    // SAFETY: as above; failing (already gone) changes nothing.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, &mut event) };
-}
-
 /// What one round over the listeners found.
 enum Accepted {
     Job(Job),
@@ -180,23 +164,11 @@ impl Acceptor {
         let Some(first) = sources.first() else {
             return Ok(Vec::new());
         };
-        // SAFETY: epoll_create1 with a valid flag; the descriptor is owned from here on.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor nothing else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
-        let raw = epoll.as_raw_fd();
-        epoll_add(raw, first.shared.jobs_ready.fd(), libc::EPOLLIN, JOBS)?;
-        epoll_add(raw, first.shared.stopping.fd(), libc::EPOLLIN, STOPPING)?;
+        let epoll = Epoll::new()?;
+        epoll.add_readable(first.shared.jobs_ready.fd(), JOBS, false)?;
+        epoll.add_readable(first.shared.stopping.fd(), STOPPING, false)?;
         for (i, &listener) in first.listeners.iter().enumerate() {
-            epoll_add(
-                raw,
-                listener,
-                libc::EPOLLIN | libc::EPOLLEXCLUSIVE,
-                i as u64,
-            )?;
+            epoll.add_readable(listener, i as u64, true)?;
         }
         let lobby = Arc::new(Lobby {
             epoll,
@@ -380,8 +352,7 @@ impl Acceptor {
             }
         }
         lead.leader = Some(self.id);
-        // SAFETY: gettid has no preconditions.
-        lead.leader_tid = unsafe { libc::gettid() };
+        lead.leader_tid = process::thread_id();
         lead.busy_since = None;
         if lead.deputy == Some(self.id) {
             // A follower becomes the new deputy.
@@ -507,7 +478,7 @@ impl Acceptor {
             std::thread::sleep(ACCEPT_BACKOFF);
         } else {
             // The listener itself is unusable (closed at shutdown): stop watching it.
-            epoll_del(self.lobby.epoll.as_raw_fd(), self.source.listeners[index]);
+            self.lobby.epoll.remove(self.source.listeners[index]);
         }
     }
 
@@ -542,20 +513,17 @@ impl Acceptor {
 
     /// Sleep until a listener, the queue or the stop signal has something.
     fn sleep(&mut self) {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
-        // SAFETY: epoll_wait on the lobby's epoll descriptor into a valid array of 8 events.
-        let n =
-            unsafe { libc::epoll_wait(self.lobby.epoll.as_raw_fd(), events.as_mut_ptr(), 8, -1) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                tracing::error!("epoll_wait failed: {e}");
-                std::thread::sleep(ACCEPT_BACKOFF);
+        let ready = match self.lobby.epoll.wait() {
+            Ok(ready) => ready,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!("epoll_wait failed: {e}");
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                }
+                return;
             }
-            return;
-        }
-        let ready = &events[..n as usize];
-        if ready.iter().any(|e| e.u64 == JOBS) {
+        };
+        if ready.tokens().any(|token| token == JOBS) {
             self.source.shared.jobs_ready.clear();
         }
     }
@@ -564,7 +532,7 @@ impl Acceptor {
 /// See [`Acceptor::deafener`].
 pub struct Deafener {
     lobby: Arc<Lobby>,
-    source: (Arc<[RawFd]>, Arc<crate::dispatch::Shared>),
+    source: (Arc<[RawFd]>, Arc<super::dispatch::Shared>),
 }
 
 impl Deafener {
@@ -574,11 +542,10 @@ impl Deafener {
         if lead.deaf {
             return;
         }
-        let epoll = self.lobby.epoll.as_raw_fd();
         for &listener in self.source.0.iter() {
-            epoll_del(epoll, listener);
+            self.lobby.epoll.remove(listener);
         }
-        epoll_del(epoll, self.source.1.stopping.fd());
+        self.lobby.epoll.remove(self.source.1.stopping.fd());
         lead.deaf = true;
     }
 }

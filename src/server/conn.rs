@@ -4,38 +4,29 @@
 //! Staying non-blocking costs nothing on the fast path (the write usually completes at once) and
 //! saves the three syscalls that switching to blocking mode with timeouts would take per request.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use crate::sys::fd::{Readiness, Socket};
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// An accepted uwsgi connection (TCP or unix: both are plain stream sockets here).
 #[derive(Debug)]
 pub struct Conn {
-    /// Closed by [`Conn`]'s `Drop` (a raw `close`), never by socket2's.
-    socket: std::mem::ManuallyDrop<socket2::Socket>,
+    socket: Socket,
     /// Set by whoever starts the response: the Python thread, or the harakiri answer.
     claimed: AtomicBool,
 }
 
-// SAFETY: `sys::recv` is `recvfrom(2)` into the slice: the kernel writes the `n` bytes it reports,
-// and never more than the slice's length.
-unsafe impl crate::protocol::Recv for Conn {
-    fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+impl crate::protocol::Recv for Conn {
+    fn recv_append(&self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         loop {
-            match super::sys::recv(self.fd(), buf) {
+            match self.socket.recv_append(buf, max) {
                 Err(e) if interrupted(&e) => {}
                 other => return other,
             }
         }
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is this Conn's alone, and the socket2 wrapper around it is
-        // never dropped (ManuallyDrop), so it is closed exactly once, here.
-        unsafe { super::sys::close(self.socket.as_raw_fd()) };
     }
 }
 
@@ -54,9 +45,9 @@ fn interrupted(e: &io::Error) -> bool {
 
 impl Conn {
     /// Wrap an accepted, non-blocking socket.
-    pub fn new(socket: socket2::Socket) -> Conn {
+    pub fn new(socket: Socket) -> Conn {
         Conn {
-            socket: std::mem::ManuallyDrop::new(socket),
+            socket,
             claimed: AtomicBool::new(false),
         }
     }
@@ -69,38 +60,53 @@ impl Conn {
 
     /// The raw descriptor (for `fileno()` and the event loop's registration).
     pub fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        self.socket.fd()
     }
 
     /// Wait until the socket is readable, up to `deadline`.
     pub fn wait_readable(&self, deadline: Instant) -> io::Result<()> {
-        self.wait(libc::POLLIN, deadline)
+        self.wait(Readiness::Readable, deadline)
     }
 
-    /// Wait until the socket is readable (`POLLIN`) or writable (`POLLOUT`), up to `timeout`.
-    fn wait(&self, events: libc::c_short, deadline: Instant) -> io::Result<()> {
+    /// Wait until the socket is ready, up to `deadline`.
+    fn wait(&self, readiness: Readiness, deadline: Instant) -> io::Result<()> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(timed_out());
             }
-            let mut pfd = libc::pollfd {
-                fd: self.fd(),
-                events,
-                revents: 0,
-            };
-            let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-            // SAFETY: one valid pollfd for the duration of the call.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            match n {
-                -1 => {
-                    let e = io::Error::last_os_error();
-                    if !interrupted(&e) {
-                        return Err(e);
-                    }
-                }
-                0 => return Err(timed_out()),
-                _ => return Ok(()),
+            match self.socket.wait(readiness, left) {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(timed_out()),
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Receive into uninitialised memory, retrying `Interrupted`; the first `n` bytes of `buf` are
+    /// initialised when it returns `Ok(n)`.
+    pub fn recv_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        loop {
+            match self.socket.recv_uninit(buf) {
+                Err(e) if interrupted(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Conn::recv_uninit`] waiting up to `timeout` when nothing is there. `Ok(0)` is end of
+    /// stream.
+    pub fn recv_uninit_timeout(
+        &self,
+        buf: &mut [MaybeUninit<u8>],
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.recv_uninit(buf) {
+                Err(e) if would_block(&e) => self.wait(Readiness::Readable, deadline)?,
+                other => return other,
             }
         }
     }
@@ -109,9 +115,9 @@ impl Conn {
     pub fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         let deadline = Instant::now() + timeout;
         loop {
-            match (&*self.socket).read(buf) {
+            match self.socket.recv(buf) {
                 Ok(n) => return Ok(n),
-                Err(e) if would_block(&e) => self.wait(libc::POLLIN, deadline)?,
+                Err(e) if would_block(&e) => self.wait(Readiness::Readable, deadline)?,
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
@@ -121,7 +127,7 @@ impl Conn {
     /// Read without waiting: `Err(WouldBlock)` when nothing is there (the event loop's reads).
     pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match (&*self.socket).read(buf) {
+            match self.socket.recv(buf) {
                 Err(e) if interrupted(&e) => {}
                 other => return other,
             }
@@ -141,7 +147,7 @@ impl Conn {
             let mut slices = Vec::with_capacity(bufs.len() - index);
             slices.push(IoSlice::new(&bufs[index][offset..]));
             slices.extend(bufs[index + 1..].iter().map(|b| IoSlice::new(b)));
-            match (&*self.socket).write_vectored(&slices) {
+            match self.socket.send_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
                     while n > 0 && index < bufs.len() {
@@ -156,7 +162,9 @@ impl Conn {
                         }
                     }
                 }
-                Err(e) if would_block(&e) => self.wait(libc::POLLOUT, Instant::now() + timeout)?,
+                Err(e) if would_block(&e) => {
+                    self.wait(Readiness::Writable, Instant::now() + timeout)?
+                }
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
@@ -179,7 +187,7 @@ impl Conn {
             &many[..]
         };
         loop {
-            match super::sys::send_vectored(self.fd(), slices) {
+            match self.socket.send_vectored(slices) {
                 Err(e) if would_block(&e) => return Ok(0),
                 Err(e) if interrupted(&e) => {}
                 other => return other,
@@ -189,7 +197,7 @@ impl Conn {
 
     /// Write without waiting; what the kernel took (the event loop's error answers).
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.socket).write(buf)
+        self.socket.send(buf)
     }
 
     /// Send `len` bytes of the file `fd` from `offset` with `sendfile(2)`; returns the bytes sent,
@@ -206,26 +214,14 @@ impl Conn {
             let chunk = usize::try_from(len - sent)
                 .unwrap_or(usize::MAX)
                 .min(1 << 30);
-            let mut off = libc::off_t::try_from(offset).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidInput, "file offset too large")
-            })?;
-            // SAFETY: both descriptors are open for the call; `off` is a valid out-pointer.
-            let n = unsafe { libc::sendfile(self.fd(), fd, &mut off, chunk) };
-            match n {
-                -1 => {
-                    let e = io::Error::last_os_error();
-                    if would_block(&e) {
-                        self.wait(libc::POLLOUT, Instant::now() + timeout)?;
-                    } else if !interrupted(&e) {
-                        return Err(e);
-                    }
+            match self.socket.sendfile(fd, &mut offset, chunk) {
+                Ok(0) => break,
+                Ok(n) => sent += n as u64,
+                Err(e) if would_block(&e) => {
+                    self.wait(Readiness::Writable, Instant::now() + timeout)?
                 }
-                0 => break,
-                n => {
-                    let n = n as u64;
-                    sent += n;
-                    offset += n;
-                }
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(sent)
@@ -261,6 +257,6 @@ impl Conn {
     /// Close with a reset instead of a FIN, so the peer knows the response is incomplete rather
     /// than taking the bytes so far for the whole body.
     pub fn abort(self) {
-        let _ = self.socket.set_linger(Some(Duration::ZERO));
+        let _ = self.socket.set_linger_zero();
     }
 }

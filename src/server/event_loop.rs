@@ -6,9 +6,9 @@
 
 use super::acceptor::Deafener;
 use super::conn::Conn;
+use super::dispatch::{InFlight, JobSink, Wake};
 use super::incoming::{Incoming, Outcome};
 use super::listener::Listener;
-use crate::dispatch::{InFlight, JobSink, Wake};
 use crate::protocol::response::simple_response;
 use crate::protocol::Limits;
 use mio::net::UnixStream;

@@ -142,11 +142,11 @@ impl Incoming {
     }
 
     /// Turn a connection whose head is complete into a job.
-    pub fn into_job(self, head: RequestHead) -> crate::dispatch::Job {
+    pub fn into_job(self, head: RequestHead) -> super::dispatch::Job {
         let State::Reading(reader) = self.state else {
             unreachable!("only a reading connection becomes ready");
         };
-        crate::dispatch::Job {
+        super::dispatch::Job {
             conn: self.conn,
             buf: reader.into_buffer(),
             head,

@@ -3,9 +3,10 @@
 //! accept with one `accept4` that skips the peer address (nginx sends it in the vars).
 
 use crate::config::SocketSpec;
+use crate::sys;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
@@ -133,13 +134,9 @@ impl Listener {
         })
     }
 
-    /// Adopt a listening socket inherited across a reload (its fd number came in the environment).
-    ///
-    /// # Safety
-    /// `fd` must be an open listening stream socket that nothing else owns.
-    pub unsafe fn inherit(fd: RawFd, spec: SocketSpec) -> io::Result<Listener> {
-        // SAFETY: the caller hands over ownership of an open socket.
-        let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    /// Adopt a listening socket passed to this process (see [`crate::sys::fd::claim_passed`]).
+    pub fn inherit(fd: OwnedFd, spec: SocketSpec) -> io::Result<Listener> {
+        let socket = Socket::from(fd);
         socket.set_nonblocking(true)?;
         Ok(Listener {
             socket,
@@ -150,7 +147,7 @@ impl Listener {
     }
 
     /// Accept one connection without fetching its address; non-blocking and close-on-exec.
-    pub fn accept(&self) -> io::Result<Socket> {
+    pub fn accept(&self) -> io::Result<sys::fd::Socket> {
         accept_on(self.socket.as_raw_fd())
     }
 
@@ -171,12 +168,7 @@ impl Listener {
 
     /// Mark the descriptor inheritable (for a reload by re-exec).
     pub fn keep_across_exec(&self) -> io::Result<()> {
-        // SAFETY: fcntl on an owned, open descriptor.
-        let r = unsafe { libc::fcntl(self.fd(), libc::F_SETFD, 0) };
-        if r == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        sys::fd::keep_across_exec(&self.socket)
     }
 
     /// Connections waiting in the accept queue (TCP only; `TCP_INFO`'s `tcpi_unacked` on a listener).
@@ -184,23 +176,7 @@ impl Listener {
         if !matches!(self.spec, SocketSpec::Tcp(_)) {
             return 0;
         }
-        // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes.
-        unsafe {
-            let mut info: libc::tcp_info = std::mem::zeroed();
-            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-            let r = libc::getsockopt(
-                self.fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            );
-            if r == 0 {
-                info.tcpi_unacked
-            } else {
-                0
-            }
-        }
+        sys::fd::tcp_unacked(self.fd()).unwrap_or(0)
     }
 
     /// Mark a socket another process keeps open for us (socket activation): a stop leaves it
@@ -237,7 +213,7 @@ impl Listener {
                 Err(e) => tracing::warn!("cannot remove unix socket {}: {e}", path.display()),
             },
             SocketSpec::Tcp(_) => {
-                if let Err(e) = super::sys::drop_new_syns(self.fd()) {
+                if let Err(e) = sys::fd::drop_new_syns(self.fd()) {
                     tracing::warn!("cannot stop new connects to {}: {e}", self.spec);
                 }
             }
@@ -251,7 +227,7 @@ impl Listener {
     /// thread that still has the number never accepts from anything else.
     pub fn stop_listening(&self) {
         let replaced = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)
-            .and_then(|dummy| super::sys::replace_fd(self.fd(), dummy.as_raw_fd()));
+            .and_then(|dummy| sys::fd::replace_fd(self.fd(), dummy.as_raw_fd()));
         if let Err(e) = replaced {
             tracing::warn!("cannot close listening socket {}: {e}", self.spec);
         }
@@ -276,31 +252,18 @@ impl Listener {
 
 /// Accept only once data has arrived (nginx writes the packet right after connecting), as uWSGI does.
 fn set_defer_accept(socket: &Socket, secs: u64) {
-    let secs = libc::c_int::try_from(secs.max(1)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt with a valid int option value.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        tracing::debug!("TCP_DEFER_ACCEPT not set: {}", io::Error::last_os_error());
+    if let Err(e) = sys::fd::set_defer_accept(socket.as_raw_fd(), secs) {
+        tracing::debug!("TCP_DEFER_ACCEPT not set: {e}");
     }
 }
 
 /// Accept one connection from listening socket `fd` without fetching its address; non-blocking
 /// and close-on-exec.
-pub fn accept_on(fd: RawFd) -> io::Result<Socket> {
+pub fn accept_on(fd: RawFd) -> io::Result<sys::fd::Socket> {
     loop {
-        match super::sys::accept4(fd) {
-            // SAFETY: accept4 returned a new descriptor that we now own.
-            Ok(conn) => return Ok(Socket::from(unsafe { OwnedFd::from_raw_fd(conn) })),
+        match sys::fd::accept4(fd) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
 }

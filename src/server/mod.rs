@@ -3,10 +3,10 @@
 
 pub mod acceptor;
 pub mod conn;
+pub mod dispatch;
 pub mod event_loop;
 pub mod incoming;
 pub mod listener;
-pub mod sys;
 
 pub use acceptor::Acceptor;
 pub use conn::Conn;

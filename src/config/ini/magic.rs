@@ -86,14 +86,8 @@ fn magic(m: char, file: &FileInfo, first: &FileInfo) -> String {
     let f = if m.is_ascii_uppercase() { first } else { file };
     let cwd = || std::env::current_dir().map(|d| d.to_string_lossy().into_owned());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    // SAFETY: these calls only read process state; sysconf's -1 (unknown) is clamped below.
-    let (uid, gid, cpus) = unsafe {
-        (
-            libc::getuid(),
-            libc::getgid(),
-            libc::sysconf(libc::_SC_NPROCESSORS_ONLN),
-        )
-    };
+    let (uid, gid) = crate::sys::process::real_ids();
+    let cpus = crate::sys::host::online_cpus();
     match m {
         '%' => "%".into(),
         '(' => "%(".into(),
@@ -135,15 +129,7 @@ fn magic(m: char, file: &FileInfo, first: &FileInfo) -> String {
 }
 
 pub(super) fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    if r == 0 {
-        String::from_utf8_lossy(&buf[..len]).into_owned()
-    } else {
-        String::new()
-    }
+    crate::sys::host::hostname()
 }
 
 #[cfg(test)]

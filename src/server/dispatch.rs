@@ -11,12 +11,12 @@
 //! A job owns its connection and the bytes already read, so once a request is dispatched nothing
 //! in the event loop refers to it.
 
+use super::conn::Conn;
+use super::incoming::Incoming;
 use crate::protocol::{Limits, RequestHead};
-use crate::server::conn::Conn;
-use crate::server::incoming::Incoming;
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,38 +37,7 @@ pub struct Job {
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// An eventfd: a counter a thread can wait on with epoll.
-pub struct Notify(OwnedFd);
-
-impl Notify {
-    fn new() -> io::Result<Notify> {
-        // SAFETY: eventfd with valid flags; the descriptor is owned from here on.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor nothing else owns.
-        Ok(Notify(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Make it readable (until [`Notify::clear`]).
-    pub fn poke(&self) {
-        let one: u64 = 1;
-        // SAFETY: an 8-byte write from a valid u64 to our eventfd. It can only fail if the counter
-        // is about to overflow, and then it is readable anyway.
-        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    /// Make it unreadable again.
-    pub fn clear(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: an 8-byte read into a valid u64; EAGAIN (already clear) is fine.
-        unsafe { libc::read(self.fd(), (&mut value as *mut u64).cast(), 8) };
-    }
-
-    pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
+pub type Notify = crate::sys::event::EventFd;
 
 /// State the loop and the threads share.
 pub struct Shared {
