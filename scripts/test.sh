@@ -30,6 +30,14 @@ if ! have_nginx; then
     apt-get install -y --no-install-recommends nginx-light || apt-get install -y --no-install-recommends nginx
     have_nginx || die "nginx is still missing after apt-get install"
 fi
+# curl: the HTTP front-end tests (tests/e2e/test_http.py) drive it as a real client.
+if ! command -v curl >/dev/null 2>&1; then
+    [ "$(id -u)" -eq 0 ] || die "curl is not installed and this is not root: install it (apt-get install -y curl) and rerun"
+    step "installing curl"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends curl
+fi
 [ -f /etc/nginx/uwsgi_params ] || die "/etc/nginx/uwsgi_params is missing (it comes with Debian's nginx-common)"
 
 # -- systemd tools (socket activation and unit checks in tests/e2e/test_systemd.py; no init system) --

@@ -39,6 +39,7 @@ pub fn run(
         config.limits,
         config.socket_timeout,
         event_loop.wake_handle(),
+        crate::server::http::settings(config),
     )
     .map_err(|e| format!("cannot set up the Python threads' queue: {e}"))?;
     let app = Arc::new(app);

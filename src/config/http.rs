@@ -82,6 +82,8 @@ pub struct HttpArgs {
 pub struct HttpConfig {
     /// `--http-socket`, `--http11-socket` and `--http`.
     pub sockets: Vec<SocketSpec>,
+    /// Index of the first HTTP socket in [`super::Config::sockets`] (they follow the uwsgi ones).
+    pub first: usize,
     /// Idle keep-alive timeout; `None`: close after every response.
     pub keepalive: Option<Duration>,
     /// Time allowed for a whole request head.
@@ -114,10 +116,6 @@ impl HttpConfig {
         for s in a.http_socket.iter().chain(&a.http) {
             sockets.push(SocketSpec::parse(s)?);
         }
-        // The server does not listen on HTTP sockets yet: say so rather than start silently.
-        let pending = sockets
-            .iter()
-            .map(|s| format!("--http-socket {s}: not served yet by this build"));
         let notes = a
             .http
             .iter()
@@ -127,7 +125,6 @@ impl HttpConfig {
                      this socket themselves (as --http-socket)"
                 )
             })
-            .chain(pending)
             .collect();
         let add_headers = a
             .add_header
@@ -147,6 +144,7 @@ impl HttpConfig {
             })
             .collect::<Result<_, ConfigError>>()?;
         Ok(HttpConfig {
+            first: 0,
             sockets,
             keepalive: a
                 .http_keepalive
@@ -241,11 +239,8 @@ mod tests {
             "127.0.0.1:9",
         ]);
         assert_eq!(h.sockets.len(), 3);
-        assert_eq!(
-            h.notes.len(),
-            4,
-            "one info line for --http, one per socket not served"
-        );
+        assert_eq!(h.notes.len(), 1, "one info line for --http");
+        assert_eq!(h.first, 1, "the HTTP sockets follow the --socket");
         assert_eq!(h.keepalive, Some(Duration::from_secs(15)));
         assert_eq!(h.timeout, Duration::from_secs(60));
         let h = http_of(&[

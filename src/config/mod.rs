@@ -32,7 +32,7 @@ pub enum AppSpec {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub sockets: Vec<SocketSpec>,
-    /// `--http-socket` and the other HTTP and static-file flags.
+    /// `--http-socket` and the other HTTP and static-file flags; `sockets` ends with the HTTP ones.
     pub http: http::HttpConfig,
     pub listen: i32,
     pub chmod_socket: Option<u32>,
@@ -364,19 +364,21 @@ fn needs_master(args: &Args, processes: usize) -> bool {
 impl Config {
     /// Validate flags into a configuration.
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
-        let http = http::HttpConfig::from_args(&args.http)?;
-        let sockets = args
+        let mut http = http::HttpConfig::from_args(&args.http)?;
+        http.first = args.socket.len();
+        let mut sockets = args
             .socket
             .iter()
             .map(|s| SocketSpec::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
-        // Socket activation (or a reloading master) may pass the sockets instead.
+        sockets.extend(http.sockets.iter().cloned()); // listeners from `http.first` on speak HTTP
+                                                      // Socket activation (or a reloading master) may pass the sockets instead.
         let passed = ["LISTEN_FDS", "RWSGI_LISTEN_FDS"]
             .iter()
             .any(|v| std::env::var_os(v).is_some());
         if sockets.is_empty() && !passed {
             return Err(ConfigError(
-                "no --socket given: rwsgi needs an address to serve on".into(),
+                "no --socket or --http-socket given: rwsgi needs an address to serve on".into(),
             ));
         }
         let chmod_socket = octal("--chmod-socket", args.chmod_socket.as_deref(), 0o7777)?;

@@ -218,20 +218,29 @@ pub use interpreter::fork;
 /// The body of a Python thread: attach once, then serve requests until the worker stops. The
 /// thread detaches only when its next request is not already there (it waits for one).
 pub fn serve(app: Arc<App>, mut acceptor: Acceptor, core: usize) {
+    // The next pipelined request on a kept-alive HTTP connection, when it is already here.
+    let mut pipelined = None;
     Python::attach(|py| loop {
-        let job = match acceptor.try_next() {
-            Next::Job(job) => job,
-            Next::Done => break,
-            Next::Wait => match py.detach(|| acceptor.wait()) {
-                Some(job) => job,
-                None => continue,
+        let job = match pipelined.take() {
+            Some(job) => job,
+            None => match acceptor.try_next() {
+                Next::Job(job) => job,
+                Next::Done => break,
+                Next::Wait => match py.detach(|| acceptor.wait()) {
+                    Some(job) => job,
+                    None => continue,
+                },
             },
         };
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            respond::handle(py, &app, job, core);
+            respond::handle(py, &app, job, core)
         }));
-        if served.is_err() {
-            tracing::error!("a request handler panicked on core {core}; the thread goes on");
+        match served {
+            Ok(Some(kept)) => pipelined = acceptor.keep_alive(kept),
+            Ok(None) => {}
+            Err(_) => {
+                tracing::error!("a request handler panicked on core {core}; the thread goes on")
+            }
         }
         let delta = app
             .board

@@ -10,6 +10,7 @@ use crate::log::RequestLine;
 use crate::protocol::response::{simple_response, status_protocol};
 use crate::scoreboard::now_micros;
 use crate::server::dispatch::{Job, Running};
+use crate::server::http::{HttpJob, KeepAlive};
 use crate::server::Conn;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -33,12 +34,14 @@ enum Failure {
 }
 
 /// Serve one job. Nothing here returns an error: every failure is answered or logged here, once.
-pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
+/// An HTTP connection that may carry another request comes back.
+pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) -> Option<KeepAlive> {
     let Job {
         conn,
         buf,
         head,
         accepted,
+        http,
     } = job;
     let conn = Arc::new(conn);
     let body_start = head.body_start();
@@ -68,7 +71,7 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
                 )],
                 app.timeout,
             );
-            return;
+            return None;
         }
     };
     let protocol = status_protocol(seen.protocol);
@@ -94,9 +97,12 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         Ok(sr) => sr,
         Err(e) => {
             report(py, &Failure::Raised(e), &seen, false);
-            return;
+            return None;
         }
     };
+    if let Some(h) = &http {
+        sr.borrow_mut().set_http(h.exchange, h.settings.clone());
+    }
 
     let outcome = match seen.app.and_then(|i| app.apps.get(i)) {
         Some((_, callable)) => run_app(py, callable.bind(py), environ, &sr),
@@ -105,6 +111,10 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
         )),
         None => Err(Failure::NoApp),
     };
+    let outcome = outcome.and_then(|sent| {
+        let finished = sr.borrow_mut().finish(py);
+        finished.map(|()| sent).map_err(Failure::Client)
+    });
 
     let mut status = sr.borrow().status;
     let mut abort = false;
@@ -142,10 +152,13 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
     drop(outcome);
 
     let unread = input.borrow().unread();
+    let mut drained = unread == 0;
     if unread > 0 && !abort {
         let timeout = app.timeout;
-        let _ = py.detach(|| conn.drain(unread.min(DRAIN_LIMIT), timeout));
+        let got = py.detach(|| conn.drain(unread.min(DRAIN_LIMIT), timeout));
+        drained = got.is_ok_and(|n| n == unread);
     }
+    let keep_alive = sr.borrow().keep_alive() && drained && !abort && failed_by_client.is_none();
 
     let (header_count, head_bytes, body_bytes, chunks, write_failed) = {
         let s = sr.borrow();
@@ -162,7 +175,13 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
     if let Some(inflight) = &app.inflight {
         inflight.finish(core);
     }
-    close(conn, abort);
+    let next = match http {
+        Some(h) if keep_alive => reuse(conn, *h),
+        _ => {
+            close(conn, abort);
+            None
+        }
+    };
 
     let worker = app.board.worker(app.worker_id);
     core_slot.requests.fetch_add(1, Ordering::Relaxed);
@@ -232,6 +251,26 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) {
             read_error: read_failed,
         }
         .write(app.log_format.as_ref());
+    }
+    next
+}
+
+/// The connection back for the next request, unless Python still holds it (the app kept its
+/// environ): then it is closed.
+fn reuse(conn: Arc<Conn>, http: HttpJob) -> Option<KeepAlive> {
+    match Arc::try_unwrap(conn) {
+        Ok(conn) => {
+            conn.unclaim();
+            Some(KeepAlive {
+                conn,
+                leftover: http.leftover,
+                settings: http.settings,
+            })
+        }
+        Err(shared) => {
+            shared.shutdown_both();
+            None
+        }
     }
 }
 

@@ -5,7 +5,11 @@
 //! non-empty body chunk, in one `writev`. Calling again before that replaces the head (as uWSGI
 //! does); after it, only with `exc_info`, which is then re-raised (PEP 3333).
 
+use crate::protocol::http::response::{
+    is_hop_by_hop, plan, push_chunk_size, Exchange, Framing, Plan, CHUNK_END, LAST_CHUNK,
+};
 use crate::protocol::response::{check_header, check_status, push_header, push_status_line};
+use crate::server::http::HttpSettings;
 use crate::server::Conn;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -33,6 +37,15 @@ pub struct StartResponse {
     pub(crate) chunks: u64,
     /// Set when a write failed: the client went away or stopped reading.
     pub(crate) write_failed: Option<io::Error>,
+    /// Set for a request from an `--http-socket`: the server frames the body.
+    http: Option<HttpOut>,
+}
+
+/// The HTTP framing of a response: decided when the head goes out.
+struct HttpOut {
+    exchange: Exchange,
+    settings: Arc<HttpSettings>,
+    plan: Option<Plan>,
 }
 
 /// A `str` as latin-1 bytes, as PEP 3333 requires of status and headers; borrowed from the string
@@ -107,6 +120,74 @@ impl StartResponse {
             body_bytes: 0,
             chunks: 0,
             write_failed: None,
+            http: None,
+        }
+    }
+
+    /// Frame the response for an HTTP client (its version, HEAD, keep-alive).
+    pub fn set_http(&mut self, exchange: Exchange, settings: Arc<HttpSettings>) {
+        // RFC 9110 §2.5: the status line names the server's version, whatever the client's.
+        self.protocol = Cow::Borrowed(b"HTTP/1.1");
+        self.http = Some(HttpOut {
+            exchange,
+            settings,
+            plan: None,
+        });
+    }
+
+    /// Whether the connection may carry the next request: an HTTP response whose framing let the
+    /// client see where it ended.
+    pub fn keep_alive(&self) -> bool {
+        self.http
+            .as_ref()
+            .and_then(|h| h.plan)
+            .is_some_and(|p| p.keep_alive)
+    }
+
+    /// End the body: the last chunk of a chunked response.
+    pub fn finish(&mut self, py: Python<'_>) -> io::Result<()> {
+        let chunked = self.http.as_ref().and_then(|h| h.plan).map(|p| p.framing);
+        if self.head_sent && chunked == Some(Framing::Chunked) && self.write_failed.is_none() {
+            return write_all(py, &self.conn, &[LAST_CHUNK], self.timeout);
+        }
+        Ok(())
+    }
+
+    /// Append the framing and persistence fields and `--add-header` to an HTTP head.
+    fn frame_http_head(&mut self) {
+        let Some(h) = &mut self.http else {
+            return;
+        };
+        let length = self.has_content_length.then_some(0);
+        let p = plan(h.exchange, self.status, length);
+        h.plan = Some(p);
+        if p.framing == Framing::Chunked {
+            self.head
+                .extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        match (h.exchange.version, p.keep_alive) {
+            (crate::protocol::http::Version::Http11, false) => {
+                self.head.extend_from_slice(b"Connection: close\r\n")
+            }
+            (crate::protocol::http::Version::Http10, true) => {
+                self.head.extend_from_slice(b"Connection: keep-alive\r\n")
+            }
+            _ => {}
+        }
+        for (name, value) in &h.settings.add_headers {
+            push_header(&mut self.head, name, value);
+        }
+    }
+
+    /// The bytes of one body write as they go on the wire: `None` when the response has no body.
+    fn http_body<'b>(&self, size_line: &'b mut Vec<u8>, body: &'b [u8]) -> Option<[&'b [u8]; 3]> {
+        match self.http.as_ref().and_then(|h| h.plan).map(|p| p.framing) {
+            Some(Framing::NoBody) => None,
+            Some(Framing::Chunked) if !body.is_empty() => {
+                push_chunk_size(size_line, body.len());
+                Some([&size_line[..], body, CHUNK_END])
+            }
+            _ => Some([&[], body, &[]]),
         }
     }
 
@@ -135,17 +216,28 @@ impl StartResponse {
         if let Some(e) = &self.write_failed {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
-        let result = if self.head_sent {
+        let result = if self.head_sent && self.http.is_none() {
             write_all(py, &self.conn, &[body], self.timeout)
+        } else if self.head_sent {
+            let mut size_line = Vec::new();
+            match self.http_body(&mut size_line, body) {
+                Some(parts) => write_all(py, &self.conn, &parts, self.timeout),
+                None => Ok(()),
+            }
         } else if !self.conn.claim() {
             Err(io::Error::other(
                 "the request was already answered by the harakiri watchdog",
             ))
         } else {
+            self.frame_http_head();
             self.head.extend_from_slice(b"\r\n");
             self.head_sent = true;
             self.head_bytes = self.head.len();
-            write_all(py, &self.conn, &[&self.head, body], self.timeout)
+            let mut size_line = Vec::new();
+            match self.http_body(&mut size_line, body) {
+                Some([a, b, c]) => write_all(py, &self.conn, &[&self.head, a, b, c], self.timeout),
+                None => write_all(py, &self.conn, &[&self.head], self.timeout),
+            }
         };
         match result {
             Ok(()) => {
@@ -214,6 +306,9 @@ impl StartResponse {
             let name = latin1_bytes(&name, "header name")?;
             let value = latin1_bytes(&value, "header value")?;
             check_header(&name, &value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            if self.http.is_some() && is_hop_by_hop(&name) {
+                continue; // framing and persistence are the server's (PEP 3333)
+            }
             has_length |= name.eq_ignore_ascii_case(b"content-length");
             push_header(&mut head, &name, &value);
             count += 1;

@@ -229,6 +229,23 @@ impl Acceptor {
         next
     }
 
+    /// A kept-alive HTTP connection after its response: its next request when it is already
+    /// here (pipelined), else it goes to the event loop to wait, holding no thread.
+    pub fn keep_alive(&mut self, kept: super::http::KeepAlive) -> Option<Job> {
+        let idle = kept
+            .settings
+            .keepalive
+            .unwrap_or(kept.settings.header_timeout);
+        let deadline = Instant::now() + idle;
+        let mut incoming = Incoming::http(kept.conn, kept.settings, kept.leftover, deadline);
+        match incoming.read(self.source.timeout) {
+            Outcome::Ready(head) => Some(incoming.into_job(head)),
+            Outcome::Close => None,
+            // A stopping worker's loop takes no more: the idle connection is closed.
+            Outcome::Pending => self.source.hand_off(incoming).and(None),
+        }
+    }
+
     /// This thread is about to serve a request.
     fn took_job(&mut self) {
         if self.lobby.threads > 1 && self.leader {
@@ -414,8 +431,15 @@ impl Acceptor {
                     }
                 };
                 self.next_listener = (index + 1) % count;
-                let mut incoming =
-                    Incoming::new(Conn::new(socket), self.source.limits, self.source.timeout);
+                let mut incoming = match &self.source.http {
+                    Some(h) if index >= h.first_listener => Incoming::http(
+                        Conn::new(socket),
+                        h.clone(),
+                        Vec::new(),
+                        Instant::now() + h.header_timeout,
+                    ),
+                    _ => Incoming::new(Conn::new(socket), self.source.limits, self.source.timeout),
+                };
                 match incoming.read(self.source.timeout) {
                     Outcome::Ready(head) => {
                         self.grace_spent = false;

@@ -58,6 +58,21 @@ impl Conn {
         !self.claimed.swap(true, Ordering::AcqRel)
     }
 
+    /// Give the right to write a head back: the next request on a kept-alive connection.
+    pub fn unclaim(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
+
+    /// The peer's address (`None` on a unix socket).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.socket.peer_addr()
+    }
+
+    /// The local address the peer connected to (`None` on a unix socket).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.socket.local_addr()
+    }
+
     /// The raw descriptor (for `fileno()` and the event loop's registration).
     pub fn fd(&self) -> RawFd {
         self.socket.fd()

@@ -30,6 +30,8 @@ pub struct Job {
     pub head: RequestHead,
     /// When the connection was accepted (the log line's "in N msecs" counts from here).
     pub accepted: Instant,
+    /// The HTTP side of a request that came in on an `--http-socket`.
+    pub http: Option<Box<crate::server::http::HttpJob>>,
 }
 
 /// Something that wakes the event loop (its mio `Waker`, behind a closure so this module stays
@@ -83,6 +85,8 @@ pub struct JobSource {
     pub(crate) listeners: Arc<[RawFd]>,
     pub(crate) limits: Limits,
     pub(crate) timeout: Duration,
+    /// The HTTP settings, when some listeners speak HTTP.
+    pub(crate) http: Option<Arc<crate::server::http::HttpSettings>>,
 }
 
 /// The queue and the shared state for `threads` Python threads accepting from `listeners`.
@@ -92,6 +96,7 @@ pub fn channel(
     limits: Limits,
     timeout: Duration,
     wake_loop: Wake,
+    http: Option<Arc<crate::server::http::HttpSettings>>,
 ) -> io::Result<(JobSink, Vec<JobSource>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
@@ -111,6 +116,7 @@ pub fn channel(
             listeners: listeners.clone(),
             limits,
             timeout,
+            http: http.clone(),
         })
         .collect();
     let sink = JobSink {

@@ -32,6 +32,10 @@ pub enum State {
     Reading(RequestReader),
     /// An error answer went out; discard what the peer still sends until it closes.
     Draining { left: u64 },
+    /// An HTTP connection: idle between requests, or reading a head.
+    Http(Box<super::http::HttpRead>),
+    /// An HTTP request read whole: its packet and HTTP side, for [`Incoming::into_job`].
+    HttpReady(Vec<u8>, Box<super::http::HttpJob>),
 }
 
 /// What reading a connection led to.
@@ -56,8 +60,54 @@ impl Incoming {
         }
     }
 
+    /// An HTTP connection just accepted, or kept alive after a response with `leftover` bytes of
+    /// the next request; it is closed at `deadline` if no head has started by then.
+    pub fn http(
+        conn: Conn,
+        settings: std::sync::Arc<super::http::HttpSettings>,
+        leftover: Vec<u8>,
+        deadline: Instant,
+    ) -> Incoming {
+        Incoming {
+            conn,
+            state: State::Http(Box::new(super::http::HttpRead::new(settings, leftover))),
+            deadline,
+            accepted: Instant::now(),
+        }
+    }
+
+    /// Read an HTTP connection: its deadline is the header timeout, not moved by each byte.
+    fn read_http(&mut self) -> Outcome {
+        use super::http::HttpProgress;
+        let State::Http(http) = &mut self.state else {
+            return Outcome::Close;
+        };
+        match http.read(&self.conn, &mut self.deadline) {
+            HttpProgress::Closed => Outcome::Close,
+            HttpProgress::Pending => Outcome::Pending,
+            HttpProgress::Ready(packet, head, job) => {
+                self.state = State::HttpReady(packet, Box::new(job));
+                Outcome::Ready(head)
+            }
+            HttpProgress::Refuse(e) => match super::http::refusal(&e) {
+                None => Outcome::Close,
+                Some(answer) => {
+                    let _ = self.conn.write_now(&answer);
+                    self.conn.shutdown_write();
+                    self.state = State::Draining {
+                        left: ERROR_DRAIN_LIMIT,
+                    };
+                    Outcome::Pending
+                }
+            },
+        }
+    }
+
     /// Read until the packet is complete or the socket has nothing more.
     pub fn read(&mut self, timeout: Duration) -> Outcome {
+        if matches!(self.state, State::Http(_)) {
+            return self.read_http();
+        }
         // The deadline moves with each read that brought bytes, but the clock is read only when
         // the connection is left waiting (a packet that arrives whole never reads it).
         let mut progressed = false;
@@ -83,6 +133,7 @@ impl Incoming {
                     }
                     r
                 }
+                State::Http(_) | State::HttpReady(..) => return Outcome::Close,
             };
             match result {
                 Ok(0) => {
@@ -137,20 +188,24 @@ impl Incoming {
     pub fn received(&self) -> usize {
         match &self.state {
             State::Reading(reader) => reader.buffer().len(),
-            State::Draining { .. } => 0,
+            State::Http(http) => http.received(),
+            State::Draining { .. } | State::HttpReady(..) => 0,
         }
     }
 
     /// Turn a connection whose head is complete into a job.
     pub fn into_job(self, head: RequestHead) -> super::dispatch::Job {
-        let State::Reading(reader) = self.state else {
-            unreachable!("only a reading connection becomes ready");
+        let (buf, http) = match self.state {
+            State::Reading(reader) => (reader.into_buffer(), None),
+            State::HttpReady(packet, http) => (packet, Some(http)),
+            _ => unreachable!("only a reading connection becomes ready"),
         };
         super::dispatch::Job {
             conn: self.conn,
-            buf: reader.into_buffer(),
+            buf,
             head,
             accepted: self.accepted,
+            http,
         }
     }
 }

@@ -46,7 +46,24 @@ pub fn accept4(fd: RawFd) -> io::Result<Socket> {
     check(ret).map(|fd| Socket { fd: fd as RawFd })
 }
 
+impl std::os::fd::AsFd for Socket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor stays open as long as this Socket: only its Drop closes it.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
 impl Socket {
+    /// The peer's address (`None` on a unix socket, or once the peer is gone).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        socket2::SockRef::from(self).peer_addr().ok()?.as_socket()
+    }
+
+    /// The local address the peer connected to (`None` on a unix socket).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        socket2::SockRef::from(self).local_addr().ok()?.as_socket()
+    }
+
     /// Take ownership of an open socket (a connection accepted with std or socket2).
     pub fn from_owned(fd: OwnedFd) -> Socket {
         Socket {

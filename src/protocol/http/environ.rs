@@ -6,7 +6,8 @@
 //!   `X_Forwarded_For` could pose as `X-Forwarded-For` (nginx's `underscores_in_headers off`,
 //!   gunicorn); `Proxy` is dropped too (httpoxy: it would become `HTTP_PROXY`).
 //! - `Content-Type`/`Content-Length` become `CONTENT_TYPE`/`CONTENT_LENGTH`; a chunked body has
-//!   no `CONTENT_LENGTH` (the server sets `wsgi.input_terminated`).
+//!   no `CONTENT_LENGTH` here: the server de-chunks it and passes the head with its length, and
+//!   `Transfer-Encoding` is dropped (it no longer describes the body the app reads).
 //! - `PATH_INFO` is the path percent-decoded (a decoded NUL is 400), `QUERY_STRING` raw,
 //!   `REQUEST_URI` the target as sent; `SERVER_NAME` the host without its port, or the
 //!   listener's; `SERVER_PORT` the listener's.
@@ -102,7 +103,7 @@ fn is_passed(name: &[u8]) -> bool {
     !name.contains(&b'_') && !name.eq_ignore_ascii_case(b"proxy")
 }
 
-/// Append the vars of one request to `out` (cleared first), nginx's `uwsgi_params` order.
+/// Append the vars of one request to `out`, nginx's `uwsgi_params` order.
 pub fn encode_vars(
     buf: &[u8],
     head: &Head,
@@ -110,7 +111,6 @@ pub fn encode_vars(
     conn: &ConnInfo<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), HttpError> {
-    out.clear();
     let (path, query) = split_query(head.path.get(buf));
     push_var(out, b"QUERY_STRING", query)?;
     push_var(out, b"REQUEST_METHOD", head.method.get(buf))?;
@@ -166,7 +166,9 @@ fn push_field(
     if name.eq_ignore_ascii_case(b"content-type") {
         return push_var(out, b"CONTENT_TYPE", value);
     }
+    // The server hands the app a de-chunked body with a length: Transfer-Encoding is spent.
     if name.eq_ignore_ascii_case(b"content-length")
+        || name.eq_ignore_ascii_case(b"transfer-encoding")
         || (host_from_target && name.eq_ignore_ascii_case(b"host"))
         || !is_passed(name)
     {

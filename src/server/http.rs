@@ -1,0 +1,270 @@
+//! HTTP connections on the server side: reading a request head (and a chunked body) off the
+//! socket without a Python thread, and turning it into the same request the uwsgi path makes.
+//!
+//! The head is translated once into the vars block nginx would have sent
+//! ([`crate::protocol::http::environ`]), so the job a Python thread runs is the same whichever
+//! protocol the listener speaks: one environ builder, one response path, one log line. What
+//! HTTP adds travels beside it in [`HttpJob`]: the framing of the response and whether the
+//! connection stays open for the next request.
+//!
+//! A chunked body is de-chunked here, in the event loop, before the app runs (bounded by
+//! `--limit-post`, else [`MAX_DECHUNKED`]), and the app sees it with a `CONTENT_LENGTH`, as nginx
+//! passes one; `Expect: 100-continue` is answered as soon as the head is read, when the body has
+//! not arrived with it.
+
+use super::conn::Conn;
+use crate::protocol::header::HEADER_LEN;
+use crate::protocol::http::environ::{encode_vars, ConnInfo};
+use crate::protocol::http::response::{error_response, Exchange, CONTINUE};
+use crate::protocol::http::{parse_head, BodyKind, ChunkedDecoder, Field, Head, HttpError};
+use crate::protocol::http::{Chunk, Limits as HttpLimits};
+use crate::protocol::RequestHead;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest chunked body de-chunked without `--limit-post`: past it 413.
+pub const MAX_DECHUNKED: u64 = 64 << 20;
+
+/// Bytes offered to one read of a request head.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The HTTP settings of a worker.
+#[derive(Debug)]
+pub struct HttpSettings {
+    /// Listeners from this index on speak HTTP (the `--http-socket`s follow the `--socket`s).
+    pub first_listener: usize,
+    pub limits: HttpLimits,
+    /// `--http-timeout`: a whole head must arrive within it (slow senders are cut).
+    pub header_timeout: Duration,
+    /// `--http-keepalive`: how long an idle connection is kept; `None` closes after a response.
+    pub keepalive: Option<Duration>,
+    /// `--add-header`.
+    pub add_headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The HTTP settings from the configuration, when any listener speaks HTTP.
+pub fn settings(config: &crate::config::Config) -> Option<Arc<HttpSettings>> {
+    let h = &config.http;
+    (!h.sockets.is_empty()).then(|| {
+        Arc::new(HttpSettings {
+            first_listener: h.first,
+            limits: HttpLimits {
+                buffer_size: config.limits.buffer_size,
+                limit_post: config.limits.limit_post,
+            },
+            header_timeout: h.timeout,
+            keepalive: h.keepalive,
+            add_headers: h.add_headers.clone(),
+        })
+    })
+}
+
+/// What the response to an HTTP request needs to know, carried in its job.
+#[derive(Debug)]
+pub struct HttpJob {
+    pub exchange: Exchange,
+    /// Bytes that arrived after this request: the start of the next, pipelined one.
+    pub leftover: Vec<u8>,
+    pub settings: Arc<HttpSettings>,
+}
+
+/// A connection whose response is complete and that may carry the next request.
+#[derive(Debug)]
+pub struct KeepAlive {
+    pub conn: Conn,
+    /// Bytes of the next request already read.
+    pub leftover: Vec<u8>,
+    pub settings: Arc<HttpSettings>,
+}
+
+/// An HTTP connection between requests or inside a head.
+#[derive(Debug)]
+pub struct HttpRead {
+    settings: Arc<HttpSettings>,
+    buf: Vec<u8>,
+    fields: Vec<Field>,
+    /// The head read, while its chunked body is being de-chunked.
+    chunked: Option<(Head, ChunkedDecoder, Vec<u8>)>,
+    /// The first byte of the current head has arrived (the header timeout runs).
+    started: bool,
+}
+
+/// What one look at the bytes decided.
+pub enum HttpProgress {
+    /// Nothing decided: wait for the socket.
+    Pending,
+    /// The peer closed or the socket failed.
+    Closed,
+    /// A whole request: the uwsgi-form packet, its head, and the HTTP side.
+    Ready(Vec<u8>, RequestHead, HttpJob),
+    /// Refused: the answer to send before closing.
+    Refuse(HttpError),
+}
+
+impl HttpRead {
+    /// A connection, with the bytes already read for it (pipelined after a previous request).
+    pub fn new(settings: Arc<HttpSettings>, buf: Vec<u8>) -> HttpRead {
+        HttpRead {
+            settings,
+            started: !buf.is_empty(),
+            buf,
+            fields: Vec::new(),
+            chunked: None,
+        }
+    }
+
+    /// Bytes held.
+    pub fn received(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Read what the socket has (non-blocking) and decide. `deadline` moves to the header
+    /// timeout when a head starts arriving.
+    pub fn read(&mut self, conn: &Conn, deadline: &mut Instant) -> HttpProgress {
+        loop {
+            if let Some(p) = self.poll(conn) {
+                return p;
+            }
+            let old = self.buf.len();
+            self.buf.resize(old + READ_CHUNK, 0);
+            let got = conn.read_now(&mut self.buf[old..]);
+            self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
+            match got {
+                Ok(0) => {
+                    if old > 0 || self.chunked.is_some() {
+                        tracing::info!("{}", HttpError::Truncated);
+                    }
+                    return HttpProgress::Closed;
+                }
+                Ok(_) if !self.started => {
+                    self.started = true;
+                    *deadline = Instant::now() + self.settings.header_timeout;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return HttpProgress::Pending
+                }
+                Err(_) => return HttpProgress::Closed,
+            }
+        }
+    }
+
+    /// Decide on the bytes held: a head (and for chunked, the whole body) or need more.
+    fn poll(&mut self, conn: &Conn) -> Option<HttpProgress> {
+        if self.chunked.is_none() {
+            let head = match parse_head(&self.buf, &self.settings.limits, &mut self.fields) {
+                Ok(Some(h)) => h,
+                Ok(None) => return None,
+                Err(e) => return Some(HttpProgress::Refuse(e)),
+            };
+            let body_there = match head.body {
+                BodyKind::Empty => true,
+                BodyKind::Length(n) => (self.buf.len() - head.len) as u64 >= n,
+                BodyKind::Chunked => false,
+            };
+            if head.expect_continue && !body_there {
+                let _ = conn.write_now(CONTINUE);
+            }
+            if head.body != BodyKind::Chunked {
+                return Some(self.ready(head, None, conn));
+            }
+            let limit = match self.settings.limits.limit_post {
+                0 => MAX_DECHUNKED,
+                n => n,
+            };
+            let decoder = ChunkedDecoder::new(limit, self.settings.limits.buffer_size);
+            self.chunked = Some((head, decoder, Vec::new()));
+        }
+        let (head, decoder, body) = self.chunked.as_mut()?;
+        loop {
+            let at = head.len;
+            let (n, chunk) = match decoder.decode(&self.buf[at..]) {
+                Ok(got) => got,
+                Err(e) => return Some(HttpProgress::Refuse(e)),
+            };
+            let (more, end) = match chunk {
+                Chunk::Data(d) => {
+                    body.extend_from_slice(d);
+                    (true, false)
+                }
+                Chunk::NeedMore => (false, false),
+                Chunk::End => (false, true),
+            };
+            // Framing bytes consumed are dropped from the buffer, keeping the head in front.
+            self.buf.drain(at..at + n);
+            if end {
+                let (head, _, body) = self.chunked.take()?;
+                return Some(self.ready(head, Some(body), conn));
+            }
+            if !more {
+                return None;
+            }
+        }
+    }
+
+    /// Translate a complete request into a job's packet.
+    fn ready(&mut self, mut head: Head, dechunked: Option<Vec<u8>>, conn: &Conn) -> HttpProgress {
+        let (peer, local) = (conn.peer_addr(), conn.local_addr());
+        let remote_addr = peer.map(|a| a.ip().to_string()).unwrap_or_default();
+        let remote_port = peer.map(|a| a.port().to_string()).unwrap_or_default();
+        let server_name = local
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "localhost".into());
+        let server_port = local.map(|a| a.port().to_string()).unwrap_or_default();
+        let info = ConnInfo {
+            remote_addr: remote_addr.as_bytes(),
+            remote_port: remote_port.as_bytes(),
+            server_name: server_name.as_bytes(),
+            server_port: server_port.as_bytes(),
+        };
+        let (body, rest): (&[u8], &[u8]) = match (&dechunked, head.body) {
+            (Some(b), _) => {
+                head.body = BodyKind::Length(b.len() as u64);
+                (b, &self.buf[head.len..])
+            }
+            (None, BodyKind::Length(n)) => {
+                let there = &self.buf[head.len..];
+                there.split_at(usize::try_from(n).unwrap_or(usize::MAX).min(there.len()))
+            }
+            (None, _) => (&[], &self.buf[head.len..]),
+        };
+        let mut packet = Vec::with_capacity(HEADER_LEN + head.len + 128 + body.len());
+        packet.extend_from_slice(&[0; HEADER_LEN]);
+        if let Err(e) = encode_vars(&self.buf, &head, &self.fields, &info, &mut packet) {
+            return HttpProgress::Refuse(e);
+        }
+        let Ok(vars_len) = u16::try_from(packet.len() - HEADER_LEN) else {
+            return HttpProgress::Refuse(HttpError::HeadersTooLarge { max: 65535 });
+        };
+        let var_count = crate::protocol::vars::validate(&packet[HEADER_LEN..]).unwrap_or(0);
+        packet[1..3].copy_from_slice(&vars_len.to_le_bytes());
+        packet.extend_from_slice(body);
+        let content_length = match head.body {
+            BodyKind::Length(n) => n,
+            _ => 0,
+        };
+        let job = HttpJob {
+            exchange: Exchange {
+                version: head.version,
+                is_head: head.is_head,
+                keep_alive: head.keep_alive && self.settings.keepalive.is_some(),
+            },
+            leftover: rest.to_vec(),
+            settings: self.settings.clone(),
+        };
+        let request = RequestHead {
+            modifier1: 0,
+            modifier2: 0,
+            vars_len: usize::from(vars_len),
+            var_count,
+            content_length,
+        };
+        HttpProgress::Ready(packet, request, job)
+    }
+}
+
+/// The answer to a refused request, logged once.
+pub fn refusal(e: &HttpError) -> Option<Vec<u8>> {
+    tracing::warn!("{e}");
+    e.status().map(error_response)
+}
