@@ -45,6 +45,33 @@ pub struct WorkerSlot {
     pub running_time: AtomicU64,
     pub rss: AtomicU64,
     pub vsz: AtomicU64,
+    /// Requests by status class: 1xx, 2xx, 3xx, 4xx, 5xx, anything else.
+    pub status_classes: [AtomicU64; 6],
+    /// Requests by duration: one count per [`DURATION_BUCKETS_US`] bound (a request counts in the
+    /// first bound it is under), and a last slot for the slower ones.
+    pub durations: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
+}
+
+/// Upper bounds of the request duration histogram, in microseconds (Prometheus' default buckets).
+pub const DURATION_BUCKETS_US: [u64; 11] = [
+    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000,
+];
+
+impl WorkerSlot {
+    /// Count a finished request's status class and duration (for the metrics).
+    pub fn observe(&self, status: u16, micros: u64) {
+        let class = match status {
+            100..=599 => usize::from(status / 100 - 1),
+            _ => 5,
+        };
+        self.status_classes[class].fetch_add(1, Ordering::Relaxed);
+        let bucket = DURATION_BUCKETS_US
+            .iter()
+            .position(|&bound| micros <= bound)
+            .unwrap_or(DURATION_BUCKETS_US.len());
+        self.durations[bucket].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// One Python thread of a worker ("core" in uWSGI's words).

@@ -222,6 +222,9 @@ fn push_str(out: &mut String, text: &str) {
     out.push('"');
 }
 
+pub mod http;
+pub mod listen_queue;
+pub mod metrics;
 mod summary;
 pub use summary::summary;
 

@@ -17,6 +17,11 @@ pub struct OpsArgs {
     /// Chain-reload (replace the workers one at a time) when this file's modification time changes.
     #[arg(long, value_name = "FILE", help_heading = "Processes")]
     pub touch_chain_reload: Vec<PathBuf>,
+
+    /// Serve Prometheus metrics over HTTP on ADDR (HOST:PORT or a unix path): /metrics, and the
+    /// /health and /ready probes.
+    #[arg(long, value_name = "ADDR", help_heading = "Monitoring")]
+    pub metrics: Option<String>,
 }
 
 /// The validated operations settings.
@@ -25,12 +30,16 @@ pub struct Ops {
     /// `--master-fifo`: uWSGI reads the first one; rwsgi too.
     pub master_fifo: Option<PathBuf>,
     pub touch_chain_reload: Vec<PathBuf>,
+    /// `--metrics ADDR`.
+    pub metrics: Option<String>,
 }
 
 impl OpsArgs {
     /// Whether these flags need the master process.
     pub fn need_master(&self) -> bool {
-        !self.master_fifo.is_empty() || !self.touch_chain_reload.is_empty()
+        !self.master_fifo.is_empty()
+            || !self.touch_chain_reload.is_empty()
+            || self.metrics.is_some()
     }
 
     /// Validate into [`Ops`].
@@ -38,6 +47,7 @@ impl OpsArgs {
         Ok(Ops {
             master_fifo: self.master_fifo.first().cloned(),
             touch_chain_reload: self.touch_chain_reload.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 }

@@ -8,6 +8,7 @@
 
 mod chain;
 mod fifo;
+mod monitor;
 mod notify;
 pub mod signals;
 pub mod sockets;

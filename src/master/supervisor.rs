@@ -3,6 +3,7 @@
 
 use super::chain::{Chain, Step};
 use super::fifo::{Command, Fifo};
+use super::monitor::{Monitor, Port};
 use super::notify::Notifier;
 use super::signals::{Event, Signals};
 use super::{FAILED_APP_CODE, LISTEN_FDS_ENV};
@@ -10,7 +11,8 @@ use crate::config::{Config, SocketSpec};
 use crate::log::statm;
 use crate::python::{self, App};
 use crate::scoreboard::Scoreboard;
-use crate::server::{Conn, Listener, Stop};
+use crate::server::{Listener, Stop};
+use crate::stats::http::Route;
 use crate::sys::fd;
 use crate::sys::process::{self, Forked};
 use crate::{stats, worker};
@@ -23,11 +25,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often the master looks at its workers when no signal wakes it.
 const TICK: Duration = Duration::from_millis(100);
-
-/// Request bytes a stats client may send that are read and discarded before close, and how long
-/// the master waits for them.
-const STATS_DRAIN_LIMIT: u64 = 64 * 1024;
-const STATS_DRAIN_WAIT: Duration = Duration::from_millis(200);
 
 /// A worker that dies younger than this counts as dying in a loop.
 const FAST_DEATH: Duration = Duration::from_secs(1);
@@ -70,7 +67,7 @@ struct Master<'a> {
     /// Pids told to stop whose successors already run.
     retiring: Vec<i32>,
     signals: Option<Signals>,
-    stats: Option<Listener>,
+    monitor: Monitor,
     phase: Phase,
     touched: Vec<(PathBuf, Option<SystemTime>)>,
     /// `--touch-chain-reload` files and their last modification times.
@@ -88,7 +85,7 @@ struct Master<'a> {
 #[derive(Clone, Copy)]
 enum Source {
     Signal(usize),
-    Stats,
+    Monitor(Port),
     Fifo,
 }
 
@@ -123,15 +120,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
         python::warn_about_threads();
         Some(App::new(config, apps, board.clone())?)
     };
-    let stats = match &config.stats {
-        Some(addr) => {
-            let spec = SocketSpec::parse(addr).map_err(|e| format!("--stats: {e}"))?;
-            let l = Listener::bind(&spec, 64, None, 0).map_err(|e| e.to_string())?;
-            tracing::info!("*** Stats server enabled on {spec} fd: {} ***", l.fd());
-            Some(l)
-        }
-        None => None,
-    };
+    let monitor = Monitor::bind(config)?;
     let fifo = match &config.ops.master_fifo {
         Some(path) => {
             Some(Fifo::create(path).map_err(|e| format!("--master-fifo {}: {e}", path.display()))?)
@@ -161,7 +150,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
         ],
         retiring: Vec::new(),
         signals: Some(signals),
-        stats,
+        monitor,
         phase: Phase::Running,
         touched: config
             .touch_reload
@@ -241,8 +230,8 @@ impl Master<'_> {
             .enumerate()
             .map(|(i, fd)| (fd, Source::Signal(i)))
             .collect();
-        if let Some(stats) = &self.stats {
-            sources.push((stats.fd(), Source::Stats));
+        for (fd, port) in self.monitor.fds() {
+            sources.push((fd, Source::Monitor(port)));
         }
         if let Some(fifo) = &self.fifo {
             sources.push((fifo.fd(), Source::Fifo));
@@ -258,8 +247,9 @@ impl Master<'_> {
         for index in ready {
             let i = match sources[index].1 {
                 Source::Signal(i) => i,
-                Source::Stats => {
-                    self.serve_stats();
+                Source::Monitor(port) => {
+                    self.monitor
+                        .serve(port, |route, http| self.monitor_answer(route, http));
                     continue;
                 }
                 Source::Fifo => {
@@ -674,7 +664,7 @@ impl Master<'_> {
         if let Some(signals) = self.signals.take() {
             signals.uninstall();
         }
-        self.stats = None;
+        self.monitor.close();
         self.fifo = None;
         let _ = process::set_parent_death_signal(libc::SIGTERM);
         if process::parent_pid() != master_pid {
@@ -720,7 +710,11 @@ impl Master<'_> {
             .iter()
             .map(|l| stats::SocketInfo {
                 name: l.spec().to_string(),
-                queue: l.queue_len(),
+                queue: match l.spec() {
+                    SocketSpec::Tcp(_) => l.queue_len(),
+                    // The kernel's count for unix sockets (uWSGI always says 0 there).
+                    _ => stats::listen_queue::unix_queue(l.fd()).map_or(0, |q| q.0),
+                },
                 max_queue: self.config.listen,
             })
             .collect()
@@ -738,27 +732,50 @@ impl Master<'_> {
         }
     }
 
-    fn serve_stats(&self) {
-        let Some(listener) = &self.stats else { return };
-        while let Ok(socket) = listener.accept() {
-            let conn = Conn::new(socket);
-            let sockets = self.socket_infos();
-            let json = stats::render(&self.snapshot_with(&sockets));
-            let body = if self.config.stats_http {
-                stats::http_wrap(&json)
-            } else {
-                json
-            };
-            if conn
-                .write_all_vectored(&[body.as_bytes()], Duration::from_secs(1))
-                .is_ok()
-            {
-                // A --stats-http client sent a request we did not read: closing over it would
-                // reset the connection before the client read the answer. Send the FIN, then
-                // discard what it sent until it closes (briefly: this is the master's loop).
-                conn.shutdown_write();
-                let _ = conn.drain(STATS_DRAIN_LIMIT, STATS_DRAIN_WAIT);
+    /// Whether the instance accepts requests: running (not shutting down or reloading) with at
+    /// least one worker accepting.
+    fn ready(&self) -> bool {
+        matches!(self.phase, Phase::Running)
+            && (1..=self.slots.len()).any(|id| {
+                self.slots[id - 1].pid > 0
+                    && self.board.worker(id).ready.load(Ordering::SeqCst) == 1
+            })
+    }
+
+    /// The bytes a monitoring request gets.
+    fn monitor_answer(&self, route: Route, http: bool) -> String {
+        use stats::http::{probe, response};
+        match route {
+            Route::Stats => {
+                let sockets = self.socket_infos();
+                let json = stats::render(&self.snapshot_with(&sockets));
+                if http {
+                    stats::http_wrap(&json)
+                } else {
+                    json
+                }
             }
+            Route::Metrics => {
+                let sockets = self.socket_infos();
+                let rss: Vec<Option<u64>> = self
+                    .slots
+                    .iter()
+                    .map(|s| (s.pid > 0).then(|| statm(s.pid).map(|m| m.1)).flatten())
+                    .collect();
+                let extra = stats::metrics::Extra {
+                    rss: &rss,
+                    ready: self.ready(),
+                };
+                let text = stats::metrics::render(&self.snapshot_with(&sockets), &extra);
+                response("200 OK", stats::metrics::CONTENT_TYPE, &text)
+            }
+            Route::Health => probe(!self.failed, "alive"),
+            Route::Ready => probe(self.ready(), "ready"),
+            Route::NotFound => response(
+                "404 Not Found",
+                "text/plain",
+                "try /metrics, /health or /ready\n",
+            ),
         }
     }
 

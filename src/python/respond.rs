@@ -191,9 +191,9 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) -> Option<KeepAl
     worker
         .tx
         .fetch_add(body_bytes + head_bytes as u64, Ordering::Relaxed);
-    worker
-        .running_time
-        .fetch_add(now_micros().saturating_sub(started_us), Ordering::Relaxed);
+    let took_us = now_micros().saturating_sub(started_us);
+    worker.running_time.fetch_add(took_us, Ordering::Relaxed);
+    worker.observe(status, took_us);
     match failed_by_client {
         Some(true) => core_slot.write_errors.fetch_add(1, Ordering::Relaxed),
         Some(false) if status != 404 => worker.exceptions.fetch_add(1, Ordering::Relaxed),
