@@ -3,8 +3,10 @@
 //! threads never interleave.
 
 mod format;
+mod settings;
 
 pub use format::LogFormat;
+pub use settings::{configure, escape_json, Encoder, Options};
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
 
@@ -14,7 +16,7 @@ pub fn init() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| settings::ServerWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)
@@ -78,6 +80,42 @@ pub fn ctime(t: SystemTime) -> String {
     crate::sys::host::ctime(t)
 }
 
+/// `t` in local time as `strftime(3)` formats it (empty when it does not fit 256 bytes).
+pub fn strftime(format: &str, t: SystemTime) -> String {
+    let Ok(format) = std::ffi::CString::new(format) else {
+        return String::new();
+    };
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let secs = libc::time_t::try_from(secs).unwrap_or(0);
+    let mut buf = [0u8; 256];
+    // SAFETY: an all-zero `tm` is a valid value; localtime_r writes it, strftime writes at most
+    // `buf.len()` bytes into `buf` and reads the NUL-terminated format.
+    let len = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return String::new();
+        }
+        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm)
+    };
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+impl<'a> RequestLine<'a> {
+    /// The client's address: X-Forwarded-For instead when `--log-x-forwarded-for` is on and the
+    /// request has it.
+    pub fn addr(&self) -> &'a [u8] {
+        if settings::options().x_forwarded_for {
+            let xff = format::request_var(self.vars_block, b"HTTP_X_FORWARDED_FOR");
+            if !xff.is_empty() {
+                return xff;
+            }
+        }
+        self.remote_addr
+    }
+}
+
 impl RequestLine<'_> {
     /// Format the line.
     pub fn format(&self) -> Vec<u8> {
@@ -98,7 +136,7 @@ impl RequestLine<'_> {
             self.worker_requests,
             self.total_requests
         );
-        out.extend_from_slice(self.remote_addr);
+        out.extend_from_slice(self.addr());
         let _ = write!(
             out,
             " () {{{} vars in {} bytes}} [{}] ",
@@ -134,7 +172,7 @@ impl RequestLine<'_> {
             Some(format) => format.render(self),
             None => self.format(),
         };
-        let _ = std::io::stderr().lock().write_all(&line);
+        settings::write_request_line(line);
     }
 }
 

@@ -346,6 +346,10 @@ pub struct Args {
     #[arg(long, help_heading = "Compatibility")]
     pub thunder_lock: bool,
 
+    /// Logging options.
+    #[command(flatten)]
+    pub logging: super::logging::LogArgs,
+
     /// Options accepted for uWSGI configs that need nothing from rwsgi.
     #[command(flatten)]
     pub compat: super::compat::CompatArgs,

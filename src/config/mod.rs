@@ -7,6 +7,7 @@ pub mod compat;
 mod env;
 pub mod http;
 pub mod ini;
+pub mod logging;
 pub mod ops;
 pub mod socket;
 
@@ -76,6 +77,8 @@ pub struct Config {
     pub stats_http: bool,
     pub memory_report: bool,
     pub logging: LogRules,
+    /// `--log-date`, `--log-encoder`, `--req-logger`, ...
+    pub log_options: crate::log::Options,
     /// `--log-format`, parsed.
     pub log_format: Option<crate::log::LogFormat>,
     /// `--umask`, parsed.
@@ -227,6 +230,8 @@ pub fn load_with_env(
     let config = Config::from_args(args)
         .map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e.0))?;
     warnings.extend(config.http.notes.iter().cloned());
+    crate::log::configure(&config.log_options)
+        .map_err(|e| Args::command().error(clap::error::ErrorKind::Io, e))?;
     if let Some(format) = &config.log_format {
         for name in format.unknown_names() {
             warnings.push(format!(
@@ -403,6 +408,7 @@ impl Config {
                 .unwrap_or(crate::protocol::decoder::DEFAULT_PREREAD),
         };
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        let (log_options, logger_file) = args.logging.options()?;
         Ok(Config {
             sockets,
             http,
@@ -437,7 +443,7 @@ impl Config {
             pidfile: args.pidfile,
             uid: args.uid,
             gid: args.gid,
-            logto: args.logto,
+            logto: args.logto.or(logger_file),
             logto2: args.logto2,
             touch_reload: args.touch_reload,
             stats: args.stats,
@@ -451,6 +457,7 @@ impl Config {
                 bigger_than: args.log_big,
                 empty_body: args.log_zero,
             },
+            log_options,
             log_format: args.log_format.as_deref().map(crate::log::LogFormat::parse),
             umask,
             ops: args.ops.validate()?,

@@ -16,6 +16,8 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFormat {
     chunks: Vec<Chunk>,
+    /// The format is a JSON object (`{...}`): values are escaped so every line parses.
+    json: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +148,9 @@ impl LogFormat {
         text.push_str(rest);
         text.push('\n');
         chunks.push(Chunk::Text(text.into_bytes()));
-        LogFormat { chunks }
+        let trimmed = format.trim();
+        let json = trimmed.starts_with('{') && trimmed.ends_with('}');
+        LogFormat { chunks, json }
     }
 
     /// The names that are no uWSGI variable rwsgi knows, each once, in order.
@@ -190,6 +194,9 @@ impl LogFormat {
             }
             if out.len() == start {
                 out.push(b'-');
+            } else if self.json {
+                let raw = out.split_off(start);
+                super::escape_json(&mut out, &raw);
             }
         }
         out
@@ -209,7 +216,7 @@ fn variable(name: &str) -> Chunk {
 }
 
 /// The first value of `name` in the request's vars block (empty when absent).
-fn request_var<'a>(block: &'a [u8], name: &[u8]) -> &'a [u8] {
+pub(super) fn request_var<'a>(block: &'a [u8], name: &[u8]) -> &'a [u8] {
     Vars::new(block)
         .find(|(key, _)| *key == name)
         .map_or(&[][..], |(_, value)| value)
@@ -227,7 +234,7 @@ fn render_field(out: &mut Vec<u8>, field: Field, line: &RequestLine<'_>) {
         Field::Uri => out.write_all(line.uri),
         Field::Method => out.write_all(line.method),
         Field::User => out.write_all(request_var(line.vars_block, b"REMOTE_USER")),
-        Field::Addr => out.write_all(line.remote_addr),
+        Field::Addr => out.write_all(line.addr()),
         Field::Host => out.write_all(request_var(line.vars_block, b"HTTP_HOST")),
         Field::Proto => out.write_all(line.protocol),
         Field::Uagent => out.write_all(request_var(line.vars_block, b"HTTP_USER_AGENT")),
@@ -248,7 +255,14 @@ fn render_field(out: &mut Vec<u8>, field: Field, line: &RequestLine<'_>) {
         Field::Tmsecs => write!(out, "{}", started_us / 1000),
         Field::Tmicros => write!(out, "{started_us}"),
         Field::Time => write!(out, "{}", started_us / 1_000_000),
-        // uWSGI's ftime is ltime unless --log-date gives a strftime format, which rwsgi lacks.
+        // uWSGI's ftime is ltime unless --logformat-strftime and a --log-date format are given.
+        Field::Ftime if super::settings::options().ftime.is_some() => {
+            let format = super::settings::options()
+                .ftime
+                .as_deref()
+                .unwrap_or_default();
+            out.write_all(super::strftime(format, line.started).as_bytes())
+        }
         Field::Ltime | Field::Ftime => {
             apache_time(out, line.started);
             Ok(())
@@ -449,6 +463,26 @@ mod tests {
         assert_eq!(&ltime[2..3], "/");
         assert!(ltime.contains("/Nov/2026:"), "{ltime}");
         assert_eq!(ctime.len(), 24);
+    }
+
+    #[test]
+    fn a_json_shaped_format_escapes_its_values() {
+        let vars = block(&[("HTTP_USER_AGENT", "a \"quoted\" \\ agent\t")]);
+        let mut line = crate::log::tests::sample(&vars);
+        line.uri = b"/x\"y";
+        let out = render(
+            r#"{"uri":"%(uri)","ua":"%(uagent)","status":%(status),"ref":"%(referer)"}"#,
+            &line,
+        );
+        assert_eq!(
+            out,
+            "{\"uri\":\"/x\\\"y\",\"ua\":\"a \\\"quoted\\\" \\\\ agent\\t\",\"status\":200,\"ref\":\"-\"}\n"
+        );
+        let plain = render(r#"uri=%(uri)"#, &line);
+        assert_eq!(
+            plain, "uri=/x\"y\n",
+            "other formats are written as they are"
+        );
     }
 
     #[test]
