@@ -80,26 +80,9 @@ pub fn ctime(t: SystemTime) -> String {
     crate::sys::host::ctime(t)
 }
 
-/// `t` in local time as `strftime(3)` formats it (empty when it does not fit 256 bytes).
+/// `t` in local time as `strftime(3)` formats it.
 pub fn strftime(format: &str, t: SystemTime) -> String {
-    let Ok(format) = std::ffi::CString::new(format) else {
-        return String::new();
-    };
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let secs = libc::time_t::try_from(secs).unwrap_or(0);
-    let mut buf = [0u8; 256];
-    // SAFETY: an all-zero `tm` is a valid value; localtime_r writes it, strftime writes at most
-    // `buf.len()` bytes into `buf` and reads the NUL-terminated format.
-    let len = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&secs, &mut tm).is_null() {
-            return String::new();
-        }
-        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm)
-    };
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    crate::sys::host::strftime(format, t)
 }
 
 impl<'a> RequestLine<'a> {

@@ -128,6 +128,19 @@ pub fn local_time(t: SystemTime) -> Option<libc::tm> {
     (!r.is_null()).then_some(tm)
 }
 
+/// `t` in local time as `strftime(3)` formats it; empty when the result does not fit 256 bytes
+/// or the format holds a NUL.
+pub fn strftime(format: &str, t: SystemTime) -> String {
+    let (Ok(format), Some(tm)) = (std::ffi::CString::new(format), local_time(t)) else {
+        return String::new();
+    };
+    let mut buf = [0u8; 256];
+    // SAFETY: strftime writes at most `buf.len()` bytes into `buf` and reads the NUL-terminated
+    // format and a valid `tm`.
+    let len = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm) };
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
 /// An all-zero `tm` (for building one field by field).
 pub fn zero_tm() -> libc::tm {
     // SAFETY: an all-zero `tm` is a valid value (its zone pointer is null).
