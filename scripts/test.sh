@@ -8,6 +8,8 @@
 # missing, makes .venv from python3 and installs tests/requirements.txt into it.
 # Environment: RWSGI_BIN overrides the binary under test (default
 # target/release/rwsgi); PYTHON overrides the interpreter the venv is made from.
+# A wheel for that interpreter is built into dist/ (maturin and ziglang from PyPI,
+# see scripts/build-wheels.sh) and tested installed into a fresh venv.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,6 +65,14 @@ step "cargo build --release"
 cargo build --release
 step "cargo test"
 cargo test
+
+# -- the pip-installed entry ---------------------------------------------------------
+# tests/e2e/test_wheel.py installs this wheel into a fresh venv and serves Flask from it.
+tag="$("$VENV/bin/python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+step "wheel for $tag (scripts/build-wheels.sh)"
+bash scripts/build-wheels.sh "$VENV/bin/python"
+RWSGI_WHEELS="$(ls "$ROOT"/dist/rwsgi-*-"$tag"-*.whl)"
+export RWSGI_WHEELS
 
 # -- end to end -------------------------------------------------------------------
 export RWSGI_BIN="${RWSGI_BIN:-$ROOT/target/release/rwsgi}"

@@ -28,7 +28,13 @@ pub mod protocol;
 pub mod python;
 pub mod scoreboard;
 pub mod server;
+pub mod start;
 pub mod statics;
 pub mod stats;
 pub mod sys;
 pub mod worker;
+
+// The pip-installed entry (`maturin build`): the extension module `rwsgi._rwsgi` runs the same
+// start-up as `src/main.rs` inside the interpreter that imports it.
+#[cfg(feature = "extension")]
+extension_module!(crate::start::main);

@@ -58,7 +58,8 @@ struct Slot {
 
 struct Master<'a> {
     config: &'a Config,
-    argv: Vec<OsString>,
+    /// The command (program first) that re-executes this master for a reload.
+    reexec: Vec<OsString>,
     listeners: Vec<Listener>,
     board: Arc<Scoreboard>,
     /// The app imported in the master (`None` with `--lazy-apps`).
@@ -106,8 +107,9 @@ fn touched(files: &mut [(PathBuf, Option<SystemTime>)]) -> Option<String> {
     changed
 }
 
-/// Run the master until shutdown. `argv` is the command line, for a reload by re-exec.
-pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Result<(), String> {
+/// Run the master until shutdown. `reexec` is the command (program first) a reload re-executes:
+/// the binary and its arguments, or the interpreter, script and arguments of a pip-installed rwsgi.
+pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> Result<(), String> {
     let board = Arc::new(
         Scoreboard::new(config.processes, config.threads)
             .map_err(|e| format!("cannot map the scoreboard: {e}"))?,
@@ -134,7 +136,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, argv: Vec<OsString>) -> Re
     let now = Instant::now();
     let mut master = Master {
         config,
-        argv,
+        reexec,
         listeners,
         board,
         app,
@@ -629,7 +631,9 @@ impl Master<'_> {
         // master's, which the child removes, and be lost): block them across the fork; the worker
         // unblocks once its handlers are installed.
         let saved = process::block_stop_signals();
-        let forked = fork(self.app.is_some(), self.config.gc_freeze);
+        // An adopted interpreter runs in the master even with --lazy-apps: fork through Python.
+        let with_python = self.app.is_some() || python::interpreter::adopted();
+        let forked = fork(with_python, self.config.gc_freeze);
         if !matches!(forked, Ok(Forked::Child)) {
             process::restore_signals(&saved);
         }
@@ -809,11 +813,13 @@ impl Master<'_> {
             .collect::<Vec<_>>()
             .join(",");
         tracing::info!("binary reloading rwsgi (listening fds {list})...");
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+        let (program, args) = self
+            .reexec
+            .split_first()
+            .ok_or("reload failed: no command to re-execute")?;
         let err = std::os::unix::process::CommandExt::exec(
-            std::process::Command::new(exe)
-                .args(self.argv.iter().skip(1))
+            std::process::Command::new(program)
+                .args(args)
                 .env(LISTEN_FDS_ENV, list),
         );
         Err(format!("reload failed: cannot exec: {err}"))

@@ -1,12 +1,90 @@
-//! Starting the embedded interpreter: environment, working directory, `sys.path` and the virtualenv,
-//! before any app code runs; and finalizing it at exit so the app's `atexit` hooks run.
+//! The interpreter, in either start-up mode: started here (the standalone binary embeds libpython)
+//! or adopted (the pip-installed extension runs inside the Python that imported it, see
+//! [`adopt`]). Then, the same for both: environment, working directory, `sys.path` and the
+//! virtualenv before any app code runs, and at exit the app's `atexit` hooks.
 
 use crate::config::Config;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Initialize Python and prepare `sys.path`. The calling thread ends up detached.
+/// Set once the running interpreter was adopted rather than started by rwsgi.
+static ADOPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether rwsgi runs inside an interpreter it did not start (the pip-installed entry).
+pub fn adopted() -> bool {
+    ADOPTED.load(Ordering::Relaxed)
+}
+
+/// Adopt the interpreter that imported the extension module. On the main thread, attached, before
+/// the caller detaches and runs the shared start-up. Signals become rwsgi's: Python's SIGINT
+/// handler (`KeyboardInterrupt`, which would run on whatever Python code the main thread executes
+/// next) and its SIG_IGN for SIGXFSZ go back to the defaults the standalone binary starts with,
+/// where `install_signal_handlers = 0` leaves them (SIGPIPE stays ignored in both).
+pub fn adopt(py: Python<'_>) -> Result<(), String> {
+    refuse_free_threaded(py)?;
+    let reset = || -> PyResult<()> {
+        let signal = py.import("signal")?;
+        let default = signal.getattr("SIG_DFL")?;
+        for name in ["SIGINT", "SIGXFSZ"] {
+            signal.call_method1("signal", (signal.getattr(name)?, &default))?;
+        }
+        Ok(())
+    };
+    reset().map_err(|e| format!("cannot take over signal handling from Python: {e}"))?;
+    ADOPTED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Free-threaded CPython (3.13t and later) is not supported yet: rwsgi's threads rely on the GIL
+/// serialising the app's Python code exactly as a GIL build does.
+fn refuse_free_threaded(py: Python<'_>) -> Result<(), String> {
+    let disabled = py
+        .import("sysconfig")
+        .and_then(|s| s.call_method1("get_config_var", ("Py_GIL_DISABLED",)))
+        .and_then(|v| v.is_truthy())
+        .unwrap_or(false);
+    if disabled {
+        return Err(
+            "free-threaded CPython (a 3.13t-style build, Py_GIL_DISABLED) is not supported: run \
+             rwsgi under a CPython built with the GIL"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Checks before anything is bound: an adopted interpreter is the environment it was installed
+/// into, so `--virtualenv` may only name that one.
+pub fn preflight(config: &Config) -> Result<(), String> {
+    let (true, Some(venv)) = (adopted(), &config.virtualenv) else {
+        return Ok(());
+    };
+    let (prefix, executable) = Python::attach(|py| -> PyResult<(std::path::PathBuf, String)> {
+        let sys = py.import("sys")?;
+        Ok((
+            sys.getattr("prefix")?.extract()?,
+            sys.getattr("executable")?.extract()?,
+        ))
+    })
+    .map_err(|e| format!("cannot read sys.prefix: {e}"))?;
+    if prefix.canonicalize().ok() == venv.canonicalize().ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "--virtualenv {}: this rwsgi was installed with pip and runs inside the Python of {} ({}), \
+         which cannot switch to another environment. Install rwsgi into that one and run its \
+         bin/rwsgi ({}/bin/pip install rwsgi), or drop --virtualenv, or use the standalone binary \
+         (cargo build --release), which takes --virtualenv",
+        venv.display(),
+        prefix.display(),
+        executable,
+        venv.display()
+    ))
+}
+
+/// Start Python (unless adopted) and prepare `sys.path`. The calling thread ends up detached.
 pub fn initialize(config: &Config) -> Result<(), String> {
     for (key, value) in &config.env {
         // Single-threaded here: nothing else reads the environment concurrently.
@@ -15,7 +93,10 @@ pub fn initialize(config: &Config) -> Result<(), String> {
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|e| format!("--chdir {}: {e}", dir.display()))?;
     }
-    start(config.virtualenv.as_deref())?;
+    if !adopted() {
+        start(config.virtualenv.as_deref())?;
+    }
+    Python::attach(refuse_free_threaded)?;
     Python::attach(|py| prepare(py, config)).map_err(|e| {
         Python::attach(|py| e.display(py));
         "cannot prepare the Python interpreter".to_string()
@@ -94,6 +175,13 @@ fn prepare(py: Python<'_>, config: &Config) -> PyResult<()> {
     let version: String = sys.getattr("version")?.extract()?;
     tracing::info!("Python version: {}", version.replace('\n', " "));
     sys.setattr("argv", vec!["rwsgi"])?;
+    if adopted() {
+        // `os.environ` was read when the interpreter started, before `--env` was applied.
+        let environ = py.import("os")?.getattr("environ")?;
+        for (key, value) in &config.env {
+            environ.set_item(key, value)?;
+        }
+    }
     // Imported from the main thread so `threading.main_thread()` is this one.
     py.import("threading")?;
     let path = sys.getattr("path")?.cast_into::<PyList>()?;
@@ -107,6 +195,12 @@ fn prepare(py: Python<'_>, config: &Config) -> PyResult<()> {
         .map(|d| d.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.insert(0, cwd)?;
+    builtin_modules(py, config)
+}
+
+/// The one place, in both start-up modes, for modules rwsgi provides to the app (such as uWSGI's
+/// built-in `uwsgi`): it runs after `sys.path` is final and before the app is imported.
+fn builtin_modules(_py: Python<'_>, _config: &Config) -> PyResult<()> {
     Ok(())
 }
 
@@ -173,6 +267,25 @@ pub fn finalize() {
         return;
     }
     if FINALIZED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    if adopted() {
+        // Not ours to finalize (the caller that imported rwsgi is still running Python code): the
+        // same hooks run explicitly, and the streams are flushed.
+        Python::attach(|py| {
+            let steps = [("threading", "_shutdown"), ("atexit", "_run_exitfuncs")];
+            for (module, function) in steps {
+                if let Err(e) = py.import(module).and_then(|m| m.call_method0(function)) {
+                    e.display(py);
+                }
+            }
+            for stream in ["stdout", "stderr"] {
+                let _ = py
+                    .import("sys")
+                    .and_then(|sys| sys.getattr(stream))
+                    .and_then(|s| s.call_method0("flush"));
+            }
+        });
         return;
     }
     // SAFETY: the only thread of the process, once; it is detached (every caller runs outside

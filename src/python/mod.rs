@@ -6,6 +6,8 @@
 //! whenever the thread is not running Python.
 
 pub mod environ;
+#[cfg(feature = "extension")]
+pub mod extension;
 pub mod file_wrapper;
 pub mod input;
 pub mod interpreter;

@@ -63,14 +63,16 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def server(request, rwsgi_bin, tmp_path_factory):
-    """Factory: `server(*args, transport="tcp", env=None)` -> a running Server."""
+def server(request, tmp_path_factory):
+    """Factory: `server(*args, transport="tcp", env=None, binary=None, virtualenv=True)` -> a running
+    Server. `binary` replaces `$RWSGI_BIN` (a pip-installed `venv/bin/rwsgi`, which also wants
+    `virtualenv=False`: it runs in its own venv)."""
     started = []
     base = tmp_path_factory.mktemp("server")
     # Unix socket paths must stay under ~108 bytes: use a short directory of our own.
     sockdir = Path(os.environ.get("RWSGI_SOCKDIR", "/tmp"))
 
-    def start(*args, transport="tcp", env=None):
+    def start(*args, transport="tcp", env=None, binary=None, virtualenv=True):
         n = len(started)
         if transport == "tcp":
             address = ("127.0.0.1", free_port())
@@ -80,10 +82,16 @@ def server(request, rwsgi_bin, tmp_path_factory):
         else:
             raise ValueError(transport)
         full_env = dict(os.environ)
-        full_env.update(env or {})
-        srv = Server(args=args, transport=transport, address=address, log_path=base / f"server{n}.log")
+        for key, value in (env or {}).items():  # None removes a variable
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        srv = Server(
+            args=args, transport=transport, address=address, log_path=base / f"server{n}.log", virtualenv=virtualenv
+        )
         started.append(srv)
-        srv.start(rwsgi_bin, full_env)
+        srv.start(binary or request.getfixturevalue("rwsgi_bin"), full_env)
         return srv
 
     yield start
@@ -120,10 +128,10 @@ def nginx(request, nginx_bin, tmp_path_factory):
 
 @pytest.fixture
 def stack(server, nginx):
-    """Factory: `stack(*server_args, transport="tcp", env=None)` -> Stack(server, nginx)."""
+    """Factory: `stack(*server_args, transport="tcp", env=None, **server_kw)` -> Stack(server, nginx)."""
 
-    def start(*args, transport="tcp", env=None):
-        srv = server(*args, transport=transport, env=env)
+    def start(*args, transport="tcp", env=None, **server_kw):
+        srv = server(*args, transport=transport, env=env, **server_kw)
         return Stack(srv, nginx(srv))
 
     return start

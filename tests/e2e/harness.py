@@ -131,6 +131,8 @@ class Server:
     transport: str
     address: object  # ("127.0.0.1", port) or a unix socket path
     log_path: Path
+    # False for a pip-installed rwsgi: it runs in its own venv's interpreter, no --virtualenv.
+    virtualenv: bool = True
     proc: subprocess.Popen = None
     _log_file: object = None
 
@@ -188,7 +190,7 @@ class Server:
 
     def start(self, binary, env):
         cmd = [str(binary), "--socket", self.socket_arg]
-        venv = env.get("RWSGI_TEST_VIRTUALENV") or virtualenv_path()
+        venv = (env.get("RWSGI_TEST_VIRTUALENV") or virtualenv_path()) if self.virtualenv else None
         if venv:
             cmd += ["--virtualenv", venv]
         cmd += [str(a) for a in self.args]
