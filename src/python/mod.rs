@@ -45,6 +45,8 @@ pub struct App {
     pub inflight: Option<Arc<InFlight>>,
     pub memory_report: bool,
     pub recycle: Recycle,
+    /// `--static-map` and friends: files the server sends before any Python runs.
+    pub statics: crate::statics::StaticRules,
 }
 
 /// When a worker retires itself, checked after each request (as uWSGI does), so a limit is never
@@ -178,6 +180,7 @@ impl App {
                     .map(|_| Arc::new(InFlight::new(config.threads))),
                 memory_report: config.memory_report,
                 recycle: Recycle::from_config(config),
+                statics: config.http.statics.clone(),
             })
         })
         .map_err(|e: PyErr| format!("cannot build the WSGI environ template: {e}"))
@@ -233,6 +236,19 @@ pub fn serve(app: Arc<App>, mut acceptor: Acceptor, core: usize) {
                     None => continue,
                 },
             },
+        };
+        // A static file is sent without the GIL, and without running any Python.
+        let job = if app.statics.is_empty() {
+            job
+        } else {
+            use crate::server::statics::{serve as serve_static, Served};
+            match py.detach(|| serve_static(&app.statics, job, app.timeout)) {
+                Served::NotStatic(job) => job,
+                Served::Done(kept) => {
+                    pipelined = kept.and_then(|k| acceptor.keep_alive(k));
+                    continue;
+                }
+            }
         };
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             respond::handle(py, &app, job, core)

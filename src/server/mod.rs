@@ -8,6 +8,7 @@ pub mod event_loop;
 pub mod http;
 pub mod incoming;
 pub mod listener;
+pub mod statics;
 
 pub use acceptor::Acceptor;
 pub use conn::Conn;

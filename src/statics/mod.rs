@@ -128,16 +128,25 @@ impl StaticRules {
         if self.maps.is_empty() {
             return Resolution::NotMapped;
         }
-        let Some(path) = percent_decode(raw_path) else {
+        match percent_decode(raw_path) {
+            Some(path) => self.resolve_decoded(&path, accepts_gzip),
+            None => refused(400, "NUL in the path"),
+        }
+    }
+
+    /// Resolve an already decoded path (`PATH_INFO`). Decoding is never done twice here, and a
+    /// `..` that a second decoding would make is refused like any other.
+    pub fn resolve_decoded(&self, path: &[u8], accepts_gzip: bool) -> Resolution {
+        if path.contains(&0) {
             return refused(400, "NUL in the path");
-        };
+        }
         for (map, real) in &self.maps {
             let rest = match path.strip_prefix(map.prefix.as_bytes()) {
                 Some(r) if r.is_empty() || r[0] == b'/' || map.prefix.is_empty() => r,
                 _ => continue,
             };
-            let rel = if map.keep_prefix { &path[..] } else { rest };
-            match self.lookup(real, rel, &path, accepts_gzip) {
+            let rel = if map.keep_prefix { path } else { rest };
+            match self.lookup(real, rel, path, accepts_gzip) {
                 Resolution::NotMapped => continue,
                 other => return other,
             }
