@@ -3,6 +3,7 @@
 //! threads never interleave.
 
 mod format;
+pub mod master;
 mod settings;
 
 pub use format::LogFormat;
@@ -10,8 +11,13 @@ pub use settings::{configure, escape_json, Encoder, Options};
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
 
-/// Set up `tracing` to stderr.
+/// Set up `tracing` to stderr (through the log process with `--log-master`).
 pub fn init() {
+    if let Some(options) = &settings::options().master {
+        if let Err(e) = master::start(options) {
+            eprintln!("rwsgi: --log-master: {e}: every process writes the log itself");
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -2,7 +2,7 @@
 //! `logger`/`req-logger` (`file:PATH` and `stdio`), and `log-reopen`.
 
 use super::ConfigError;
-use crate::log::{Encoder, Options};
+use crate::log::{master::LogMaster, Encoder, Options};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -45,9 +45,24 @@ pub struct LogArgs {
     #[arg(long, value_name = "LOGGER", help_heading = "Monitoring")]
     pub req_logger: Vec<String>,
 
-    /// Accepted for uWSGI configs: a reload re-executes rwsgi, which opens --logto again.
+    /// With --log-master, reopen the log file at a reload (after logrotate moved it, say); without
+    /// it, a reload re-executes rwsgi, which opens --logto again anyway.
     #[arg(long, help_heading = "Monitoring")]
     pub log_reopen: bool,
+
+    /// Send every process's output (workers', the app's prints) through one log process, the only
+    /// writer of the log: whole lines, and rotation with --log-maxsize.
+    #[arg(long, help_heading = "Monitoring")]
+    pub log_master: bool,
+
+    /// Rotate the --logto file when it reaches this many bytes (turns on --log-master).
+    #[arg(long, value_name = "BYTES", help_heading = "Monitoring")]
+    pub log_maxsize: Option<u64>,
+
+    /// The rotated log file's name (each rotation replaces it, as in uWSGI); without it, FILE.<unix
+    /// time>, never overwriting an earlier one.
+    #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
+    pub log_backupname: Option<PathBuf>,
 }
 
 /// A logger spec: the file it names, `None` for stderr.
@@ -98,6 +113,12 @@ impl LogArgs {
             encoders: encoders(&self.log_encoder)?,
             req_encoders: encoders(&self.log_req_encoder)?,
             req_file: logger("req-logger", &self.req_logger)?,
+            master: (self.log_master || self.log_maxsize.is_some()).then(|| LogMaster {
+                file: None,
+                maxsize: self.log_maxsize.filter(|&m| m > 0),
+                backupname: self.log_backupname.clone(),
+                reopen: self.log_reopen,
+            }),
         };
         Ok((options, logger("logger", &self.logger)?))
     }

@@ -353,6 +353,16 @@ fn apps(args: &Args) -> Result<(Option<AppSpec>, Vec<Mount>), ConfigError> {
     Ok((app, mounts))
 }
 
+/// The logging options, and the log file (`--logto`, or a `--logger file:`).
+fn log_setup(args: &Args) -> Result<(crate::log::Options, Option<PathBuf>), ConfigError> {
+    let (mut options, logger_file) = args.logging.options()?;
+    let logto = args.logto.clone().or(logger_file);
+    if let Some(master) = options.master.as_mut() {
+        master.file = logto.clone().or_else(|| args.logto2.clone());
+    }
+    Ok((options, logto))
+}
+
 /// What needs a supervisor turns the master on, as a user of these flags expects.
 fn needs_master(args: &Args, processes: usize) -> bool {
     args.master
@@ -408,7 +418,7 @@ impl Config {
                 .unwrap_or(crate::protocol::decoder::DEFAULT_PREREAD),
         };
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
-        let (log_options, logger_file) = args.logging.options()?;
+        let (log_options, logto) = log_setup(&args)?;
         Ok(Config {
             sockets,
             http,
@@ -443,7 +453,7 @@ impl Config {
             pidfile: args.pidfile,
             uid: args.uid,
             gid: args.gid,
-            logto: args.logto.or(logger_file),
+            logto,
             logto2: args.logto2,
             touch_reload: args.touch_reload,
             stats: args.stats,

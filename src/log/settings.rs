@@ -27,6 +27,8 @@ pub struct Options {
     pub req_encoders: Vec<Encoder>,
     /// `--req-logger file:PATH`: where request lines go instead of stderr.
     pub req_file: Option<PathBuf>,
+    /// `--log-master`: every process's output through one log process.
+    pub master: Option<super::master::LogMaster>,
 }
 
 /// The options, and the files they name, open.

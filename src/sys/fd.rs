@@ -324,6 +324,15 @@ pub fn redirect(file: &impl AsRawFd, target: RawFd) -> io::Result<()> {
     check(r as libc::c_long).map(drop)
 }
 
+/// `pipe2(2)` with `O_CLOEXEC`: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the two-element array.
+    check_zero(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// `mkfifo(3)`: make a named pipe at `path`.
 pub fn mkfifo(path: &std::path::Path, mode: libc::mode_t) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;

@@ -2,9 +2,13 @@
 --log-x-forwarded-for, and whole lines when many threads of many workers log at once."""
 
 import json
+import os
 import re
+import signal
 import threading
 import time
+
+import pytest
 
 import uwsgi_wire as wire
 
@@ -99,13 +103,15 @@ def test_log_date_prefixes_server_lines_not_request_lines(server, tmp_path):
     assert request_line.startswith("[pid: "), request_line
 
 
-def test_many_threads_of_many_workers_never_split_a_line(server, tmp_path):
+@pytest.mark.parametrize("log_master", [False, True], ids=["direct", "log-master"])
+def test_many_threads_of_many_workers_never_split_a_line(server, tmp_path, log_master):
     """8 threads in each of 2 workers log 50 lines each while requests are logged too: every
-    line in the log is whole."""
+    line in the log is whole, whether each process writes the file or the log process does."""
     (tmp_path / "app.py").write_text(APP)
     logto = tmp_path / "all.log"
+    extra = ["--log-master"] if log_master else []
     srv = server("--wsgi-file", tmp_path / "app.py", "--processes", "2", "--threads", "4",
-                 "--logto", logto)
+                 "--logto", logto, *extra)
     errors = []
 
     def client():
@@ -131,3 +137,71 @@ def test_many_threads_of_many_workers_never_split_a_line(server, tmp_path):
     assert len({l.split()[1] for l in app_lines}) == 2, "both workers logged"
     requests = [l for l in lines if "GET /chatty" in l]
     assert len(requests) == 12 and all(request_line.match(l) for l in requests), requests
+
+
+def test_rotation_under_load_loses_no_line(server, tmp_path):
+    """--log-maxsize rotates the --logto file many times while 8 clients keep 2 workers busy;
+    the request lines of every file add up to the requests made, each line whole."""
+    (tmp_path / "app.py").write_text(APP)
+    logto = tmp_path / "app.log"
+    srv = server("--wsgi-file", tmp_path / "app.py", "--processes", "2", "--threads", "4",
+                 "--logto", logto, "--log-maxsize", "20000")
+    per_client, clients = 150, 8
+    errors = []
+
+    def client(n):
+        try:
+            for i in range(per_client):
+                request(srv, f"/r/{n}/{i}")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    line = re.compile(r"^\[pid: \d+\|app: 0\|req: \d+/\d+\] .* GET /r/(\d+)/(\d+) => generated 2 bytes .*\)$")
+    end = time.monotonic() + 10
+    while True:
+        files = sorted(tmp_path.glob("app.log*"))
+        seen = []
+        for f in files:
+            seen += [l for l in f.read_text().splitlines() if "GET /r/" in l]
+        if len(seen) >= per_client * clients or time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    assert len(files) > 5, f"rotated only into {files}"
+    assert all(f.stat().st_size <= 20000 for f in files), [(f, f.stat().st_size) for f in files]
+    assert all(line.match(l) for l in seen), [l for l in seen if not line.match(l)][:3]
+    got = sorted((int(m[1]), int(m[2])) for m in map(line.match, seen))
+    assert got == sorted((n, i) for n in range(clients) for i in range(per_client))
+
+
+def test_the_log_process_outlives_a_reload(server, tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    logto = tmp_path / "app.log"
+    srv = server("--wsgi-file", tmp_path / "app.py", "--master", "--logto", logto, "--log-master",
+                 "--log-reopen")
+    request(srv, "/before")
+    assert wait_lines(logto, 1)
+    # What logrotate does: move the file, then reload; --log-reopen makes the log process start
+    # a new file, and the reloaded master finds the log process again.
+    logto.rename(tmp_path / "moved.log")
+    os.kill(srv.pid, signal.SIGHUP)
+    end = time.monotonic() + 15
+    while True:
+        try:
+            request(srv, "/after")
+            break
+        except (AssertionError, OSError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+    end = time.monotonic() + 10
+    while not any("GET /after" in l for l in wait_lines(logto, 1)) and time.monotonic() < end:
+        time.sleep(0.1)
+    old = (tmp_path / "moved.log").read_text()
+    assert "GET /before" in old and "GET /after" not in old, old
+    assert any("GET /after" in l for l in logto.read_text().splitlines()), logto.read_text()
