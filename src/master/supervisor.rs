@@ -2,6 +2,7 @@
 //! reaps, respawns, recycles and watches `--touch-reload` files.
 
 use super::chain::{Chain, Step};
+use super::daemons::{Daemons, Verdict};
 use super::fifo::{Command, Fifo};
 use super::monitor::{Monitor, Port};
 use super::notify::Notifier;
@@ -80,6 +81,8 @@ struct Master<'a> {
     chain: Option<Chain>,
     /// systemd's notify socket.
     notify: Notifier,
+    /// Attached daemons.
+    daemons: Daemons,
 }
 
 /// What a descriptor in the master's poll set is.
@@ -169,6 +172,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> 
         fifo,
         chain: None,
         notify: Notifier::from_env(),
+        daemons: Daemons::new(&config.ops.daemons),
     };
     tracing::info!("spawned rwsgi master process (pid: {})", std::process::id());
     master.serve()
@@ -203,6 +207,8 @@ impl Master<'_> {
                     self.check_touch_reload()?;
                     self.chain_step()?;
                     self.notify_tick();
+                    let workers_up = self.slots.iter().all(|s| s.pid > 0);
+                    self.daemons.tick(workers_up);
                     self.update_memory();
                 }
                 Phase::Stopping { deadline, reload } => {
@@ -337,6 +343,7 @@ impl Master<'_> {
         }
         if self.config.lazy_apps {
             tracing::info!("{why}: replacing every worker (lazy-apps)");
+            self.daemons.restart_plain();
             self.notify.reloading();
             for id in 1..=self.slots.len() {
                 if let Err(e) = self.replace(id, "reload") {
@@ -352,6 +359,15 @@ impl Master<'_> {
     /// Collect exited children.
     fn reap(&mut self) {
         while let Some((pid, status)) = process::reap_one() {
+            if let Some(verdict) = self.daemons.reaped(pid, status) {
+                if let Verdict::Shutdown(why) = verdict {
+                    if matches!(self.phase, Phase::Running) {
+                        tracing::error!("{why}: shutting down");
+                        self.stop(false, self.config.reload_mercy, libc::SIGTERM);
+                    }
+                }
+                continue;
+            }
             if let Some(i) = self.retiring.iter().position(|p| *p == pid) {
                 self.retiring.swap_remove(i);
                 tracing::info!("retired worker (pid: {pid}) finished its requests and exited");
@@ -785,6 +801,7 @@ impl Master<'_> {
 
     /// All workers are gone: exit, or re-exec for a reload.
     fn finish(&mut self, reload: bool) -> Result<(), String> {
+        self.daemons.stop(reload);
         if reload {
             return self.exec_self();
         }
