@@ -4,6 +4,7 @@
 
 mod format;
 pub mod master;
+pub mod procname;
 mod settings;
 
 pub use format::LogFormat;

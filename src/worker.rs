@@ -18,6 +18,7 @@ pub fn run(
     listeners: Vec<Listener>,
     app: App,
 ) -> Result<(Stop, Vec<Listener>), String> {
+    crate::log::procname::name(crate::log::procname::Role::Worker(app.worker_id));
     let mut event_loop = EventLoop::new(listeners, config.socket_timeout, config.limits)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     let watch = |ev: &mut EventLoop, signals: &[libc::c_int], stop| {

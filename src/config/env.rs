@@ -21,6 +21,7 @@ const INTERNAL: &[&str] = &[
     "UWSGI_JAIL_PID",
     "UWSGI_ORIGINAL_PROC_NAME",
     "RWSGI_LISTEN_FDS",
+    "RWSGI_LOG_PIPE",
 ];
 
 /// The flags `vars` give, in order: every `UWSGI_` one, then every `RWSGI_` one.

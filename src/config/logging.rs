@@ -2,7 +2,7 @@
 //! `logger`/`req-logger` (`file:PATH` and `stdio`), and `log-reopen`.
 
 use super::ConfigError;
-use crate::log::{master::LogMaster, Encoder, Options};
+use crate::log::{master::LogMaster, procname::Procname, Encoder, Options};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -63,6 +63,30 @@ pub struct LogArgs {
     /// time>, never overwriting an earlier one.
     #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
     pub log_backupname: Option<PathBuf>,
+
+    /// Name the processes `rwsgi master`, `rwsgi worker N` (and `rwsgi log`) in ps and top.
+    #[arg(long, help_heading = "Processes")]
+    pub auto_procname: bool,
+
+    /// Put PREFIX before every process name (turns on --auto-procname, as each of these does).
+    #[arg(long, value_name = "PREFIX", help_heading = "Processes")]
+    pub procname_prefix: Option<String>,
+
+    /// Put PREFIX and a space before every process name.
+    #[arg(long, value_name = "PREFIX", help_heading = "Processes")]
+    pub procname_prefix_spaced: Option<String>,
+
+    /// Put SUFFIX after every process name.
+    #[arg(long, value_name = "SUFFIX", help_heading = "Processes")]
+    pub procname_append: Option<String>,
+
+    /// Name every process NAME instead of by its role.
+    #[arg(long, value_name = "NAME", help_heading = "Processes")]
+    pub procname: Option<String>,
+
+    /// Name the master NAME.
+    #[arg(long, value_name = "NAME", help_heading = "Processes")]
+    pub procname_master: Option<String>,
 }
 
 /// A logger spec: the file it names, `None` for stderr.
@@ -90,6 +114,26 @@ fn logger(flag: &str, specs: &[String]) -> Result<Option<PathBuf>, ConfigError> 
 }
 
 impl LogArgs {
+    /// The process naming options, when any is given.
+    fn procname(&self) -> Option<Procname> {
+        let prefix = match (&self.procname_prefix_spaced, &self.procname_prefix) {
+            (Some(spaced), _) => format!("{spaced} "),
+            (None, Some(prefix)) => prefix.clone(),
+            (None, None) => String::new(),
+        };
+        let on = self.auto_procname
+            || !prefix.is_empty()
+            || self.procname_append.is_some()
+            || self.procname.is_some()
+            || self.procname_master.is_some();
+        on.then(|| Procname {
+            prefix,
+            append: self.procname_append.clone().unwrap_or_default(),
+            all: self.procname.clone(),
+            master: self.procname_master.clone(),
+        })
+    }
+
     /// The log options, and the file `--logger` names (the caller treats it as `--logto`).
     pub fn options(&self) -> Result<(Options, Option<PathBuf>), ConfigError> {
         let encoders = |specs: &[String]| {
@@ -119,6 +163,7 @@ impl LogArgs {
                 backupname: self.log_backupname.clone(),
                 reopen: self.log_reopen,
             }),
+            procname: self.procname(),
         };
         Ok((options, logger("logger", &self.logger)?))
     }

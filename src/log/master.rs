@@ -50,6 +50,7 @@ pub fn start(options: &LogMaster) -> std::io::Result<()> {
     match sys::process::fork_alone()? {
         sys::process::Forked::Child => {
             drop(write);
+            super::procname::name(super::procname::Role::Log);
             let code = match run(read, options) {
                 Ok(()) => 0,
                 Err(_) => 1,

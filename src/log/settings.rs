@@ -29,6 +29,8 @@ pub struct Options {
     pub req_file: Option<PathBuf>,
     /// `--log-master`: every process's output through one log process.
     pub master: Option<super::master::LogMaster>,
+    /// `--auto-procname` and the other naming options.
+    pub procname: Option<super::procname::Procname>,
 }
 
 /// The options, and the files they name, open.

@@ -175,6 +175,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> 
         daemons: Daemons::new(&config.ops.daemons),
     };
     tracing::info!("spawned rwsgi master process (pid: {})", std::process::id());
+    crate::log::procname::name(crate::log::procname::Role::Master);
     master.serve()
 }
 

@@ -273,3 +273,44 @@ pub fn group_id(name: &CStr) -> Option<libc::gid_t> {
     };
     (r == 0 && !found.is_null()).then_some(gr.gr_gid)
 }
+
+/// Show `title` as this process's name: its `comm` (`prctl(PR_SET_NAME)`, 15 bytes, what `top`
+/// shows) and its command line (`ps`, `/proc/PID/cmdline`), written over the argv strings as
+/// nginx and uWSGI do. A title longer than the original command line is cut to its length.
+///
+/// Call it while no other thread runs: `std::env::args` reads the same memory.
+pub fn set_title(title: &str) -> io::Result<()> {
+    let comm: Vec<u8> = title.bytes().filter(|&b| b != 0).take(15).collect();
+    let comm = CString::new(comm).map_err(|_| io::Error::other("NUL in the title"))?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes are used).
+    check_zero(unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) })?;
+    let (start, end) = argv_area()?;
+    let room = end.saturating_sub(start);
+    if room < 2 {
+        return Ok(());
+    }
+    let bytes: Vec<u8> = title.bytes().filter(|&b| b != 0).collect();
+    let n = bytes.len().min(room - 1);
+    let base = start as *mut u8;
+    // SAFETY: [start, end) is this process's argv strings area as the kernel reports it: mapped
+    // and writable (the initial stack), never freed, and no Rust reference points into it (std
+    // copies arguments out when asked). The writes stay inside it.
+    unsafe {
+        std::ptr::write_bytes(base, 0, room);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, n);
+    }
+    Ok(())
+}
+
+/// Where the argv strings lie: fields 48 and 49 (`arg_start`, `arg_end`) of `/proc/self/stat`.
+fn argv_area() -> io::Result<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The name (field 2) is in parentheses and may hold spaces: count from after its `)`.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    match (field(48), field(49)) {
+        (Some(start), Some(end)) if start > 0 && end > start => Ok((start, end)),
+        _ => Err(io::Error::other("no argv area in /proc/self/stat")),
+    }
+}
