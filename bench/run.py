@@ -139,9 +139,11 @@ def die(msg):
 
 def ensure_tools(no_apt):
     missing = [t for t in ("nginx", "wrk") if not shutil.which(t)]
+    if not os.path.exists("/usr/include/ev.h"):
+        missing.append("libev-dev")  # bjoern (bench/requirements.txt) builds against it
     if not missing:
         return
-    pkgs = {"nginx": "nginx-light", "wrk": "wrk"}
+    pkgs = {"nginx": "nginx-light", "wrk": "wrk", "libev-dev": "libev-dev"}
     cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + [pkgs[t] for t in missing]
     if no_apt or os.geteuid() != 0:
         die(f"missing {', '.join(missing)}; install with: {' '.join(cmd)}")
@@ -152,7 +154,7 @@ def ensure_tools(no_apt):
         if subprocess.run(cmd, env=env).returncode != 0:
             die("apt-get install failed")
     for t in missing:
-        if not shutil.which(t):
+        if t != "libev-dev" and not shutil.which(t):
             die(f"{t} still missing after apt-get install")
 
 
@@ -509,6 +511,147 @@ def csv(value, allowed, what):
     return items
 
 
+# --------------------------------------------------------------------------- direct HTTP (--http)
+
+# Servers a client talks HTTP to with no proxy in front: wrk -t2 -c64 keep-alive straight at each.
+HTTP_CONTENDERS = ["rwsgi", "uwsgi", "granian", "gunicorn-sync", "gunicorn-gthread", "bjoern"]
+HTTP_APPS = ["hello", "flask"]
+# Single-threaded servers: measured only where the config has one thread per process.
+NX1_ONLY = {"bjoern", "gunicorn-sync"}
+
+BJOERN_LAUNCHER = """
+import os, sys
+sys.path.insert(0, {apps!r})
+import bjoern
+from {module} import application
+bjoern.listen(application, "127.0.0.1", {port})
+for _ in range({procs} - 1):
+    if os.fork() == 0:
+        break
+bjoern.run()
+"""
+
+
+def http_command(contender, app, procs, threads, port, opts):
+    """(argv, cwd) of one direct-HTTP contender on 127.0.0.1:port."""
+    a = APPS[app]
+    addr = f"127.0.0.1:{port}"
+    wsgi_file = str(APPS_DIR / a["file"])
+    common = ["--wsgi-file", wsgi_file, "--processes", str(procs), "--threads", str(threads),
+              "--disable-logging", "--virtualenv", str(VENV)] + (["--master"] if procs > 1 else [])
+    if contender == "rwsgi":
+        return [str(opts.rwsgi_bin), "--http-socket", addr] + common + opts.rwsgi_arg, None
+    if contender == "uwsgi":
+        # --http11-socket: uWSGI's keep-alive mode (--http-socket closes after each response).
+        return [str(VENV / "bin" / "uwsgi"), "--http11-socket", addr, "--need-app"] + common, None
+    if contender == "granian":
+        return [str(VENV / "bin" / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(procs), "--blocking-threads", str(threads), "--log-level", "warning",
+                f"{a['module']}:application"], str(APPS_DIR)
+    if contender.startswith("gunicorn"):
+        worker = contender.split("-", 1)[1]
+        return [str(VENV / "bin" / "gunicorn"), "--bind", addr, "--workers", str(procs), "--threads", str(threads),
+                "--worker-class", worker, "--chdir", str(APPS_DIR), "--log-level", "warning",
+                "--keep-alive", "15", f"{a['module']}:application"], None
+    if contender == "bjoern":
+        code = BJOERN_LAUNCHER.format(apps=str(APPS_DIR), module=a["module"], port=port, procs=procs)
+        return [str(VENV / "bin" / "python"), "-c", code], None
+    raise ValueError(contender)
+
+
+def http_ready(port, path, proc, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before answering")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+                reply = s.recv(64)
+            if reply[9:10] == b"2":
+                return
+            last = f"bad reply {reply!r}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.05)
+    raise RuntimeError(f"not ready after {timeout:.0f}s ({last})")
+
+
+def http_cell(contender, app, procs, threads, opts, tmp, duration, warmup, conns):
+    port = free_port()
+    cmd, cwd = http_command(contender, app, procs, threads, port, opts)
+    env = dict(os.environ, PATH=f"{VENV / 'bin'}:{os.environ.get('PATH', '')}")
+    logpath = os.path.join(tmp, f"http-{contender}-{app}-{procs}x{threads}.log")
+    srv = Server(contender, cmd, ("tcp", port), logpath, env=env, cwd=cwd)
+    try:
+        try:
+            http_ready(port, APPS[app]["path"], srv.proc)
+        except RuntimeError as e:
+            raise RuntimeError(f"{contender}: {e}\n{srv.log_tail()}")
+        if warmup:
+            run_wrk(port, app, 1, conns, tmp, 10)
+        return measure("http", srv, lambda: run_wrk(port, app, duration, conns, tmp, 10))
+    finally:
+        srv.stop()
+
+
+def http_main(opts):
+    """The direct-HTTP table: req/s and server CPU per request for each contender."""
+    contenders = csv(opts.contenders if opts.contenders != ",".join(ALL_CONTENDERS) else ",".join(HTTP_CONTENDERS),
+                     HTTP_CONTENDERS, "contender")
+    apps = csv(opts.apps or ",".join(HTTP_APPS), HTTP_APPS, "app")
+    configs = [c.strip() for c in (opts.configs or ",".join(ALL_CONFIGS)).split(",") if c.strip()]
+    duration = max(1, int(round(opts.duration or (2 if opts.quick else 5))))
+    rounds = opts.rounds or (1 if opts.quick else 2)
+    opts.rwsgi_bin = Path(opts.rwsgi_bin).resolve()
+    ensure_tools(opts.no_apt)
+    ensure_venv(opts.python)
+    tmp = tempfile.mkdtemp(prefix="rwsgi-bench-http-")
+    rows = {}
+    failed = {}
+    try:
+        for rnd in range(rounds):
+            for app in apps:
+                for cfg in configs:
+                    procs, threads = parse_config(cfg)
+                    for c in contenders:
+                        if c in NX1_ONLY and threads > 1:
+                            continue
+                        try:
+                            r = http_cell(c, app, procs, threads, opts, tmp, duration, opts.warmup != 0,
+                                          opts.connections)
+                        except Exception as e:
+                            log(f"[http r{rnd + 1}] {app} {cfg} {c}: FAILED: {e}")
+                            failed.setdefault(c, str(e).splitlines()[0])
+                            continue
+                        rows.setdefault((app, cfg, c), []).append(r)
+                        log(f"[http r{rnd + 1}] {app} {cfg} {c}: {r['rps']:.0f} req/s, "
+                            f"cpu {fmt_num(r['cpu_us_per_req'])} us/req, errors {r['errors']}")
+    finally:
+        if not opts.keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out = [f"## Direct HTTP: wrk -t2 -c{opts.connections} keep-alive, {duration} s, median of {rounds} round(s)", "",
+           "req/s, server CPU µs per request (all its processes).", "",
+           "| app config | " + " | ".join(contenders) + " |", "|---|" + "---|" * len(contenders)]
+    for app in apps:
+        for cfg in configs:
+            cells = []
+            for c in contenders:
+                rs = rows.get((app, cfg, c))
+                if not rs:
+                    cells.append("-" if c in NX1_ONLY and parse_config(cfg)[1] > 1 else "FAILED" if c in failed else "-")
+                    continue
+                rps = statistics.median(r["rps"] for r in rs)
+                cpu = statistics.median(r["cpu_us_per_req"] or 0 for r in rs)
+                cells.append(f"{rps / 1000:.1f}k, {cpu:.1f}")
+            out.append(f"| {app} {cfg} | " + " | ".join(cells) + " |")
+    if failed:
+        out += ["", "FAILURES:"] + [f"- {c}: {why}" for c, why in failed.items()]
+    print("\n".join(out))
+    return 1 if failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
@@ -536,6 +679,9 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="Python that creates bench/.venv")
     ap.add_argument("--no-apt", action="store_true", help="never apt-get install nginx/wrk; fail instead")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the tmp dir (logs, nginx.conf)")
+    ap.add_argument("--http", action="store_true",
+                    help="the direct-HTTP table instead: rwsgi --http-socket, uWSGI --http11-socket, Granian, "
+                         "gunicorn sync/gthread, bjoern, each hit by wrk with no proxy in front")
     opts = ap.parse_args()
     # A shell that starts us in the background leaves SIGINT ignored, and ignored
     # signals survive exec: give the servers a default disposition to start from.
@@ -543,6 +689,8 @@ def main():
     # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the finally blocks stop nginx and the servers.
     signal.signal(signal.SIGTERM, interrupted)
 
+    if opts.http:
+        return http_main(opts)
     q = opts.quick
     contenders = csv(opts.contenders, ALL_CONTENDERS, "contender")
     apps = csv(opts.apps or ",".join(ALL_APPS), ALL_APPS, "app")

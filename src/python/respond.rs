@@ -265,6 +265,7 @@ fn reuse(conn: Arc<Conn>, http: HttpJob) -> Option<KeepAlive> {
                 conn,
                 leftover: http.leftover,
                 settings: http.settings,
+                peer: http.peer,
             })
         }
         Err(shared) => {

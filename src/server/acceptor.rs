@@ -237,7 +237,13 @@ impl Acceptor {
             .keepalive
             .unwrap_or(kept.settings.header_timeout);
         let deadline = Instant::now() + idle;
-        let mut incoming = Incoming::http(kept.conn, kept.settings, kept.leftover, deadline);
+        let mut incoming = Incoming::http(
+            kept.conn,
+            kept.settings,
+            kept.leftover,
+            Some(kept.peer),
+            deadline,
+        );
         match incoming.read(self.source.timeout) {
             Outcome::Ready(head) => Some(incoming.into_job(head)),
             Outcome::Close => None,
@@ -436,6 +442,7 @@ impl Acceptor {
                         Conn::new(socket),
                         h.clone(),
                         Vec::new(),
+                        None,
                         Instant::now() + h.header_timeout,
                     ),
                     _ => Incoming::new(Conn::new(socket), self.source.limits, self.source.timeout),

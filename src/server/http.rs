@@ -66,6 +66,7 @@ pub struct HttpJob {
     /// Bytes that arrived after this request: the start of the next, pipelined one.
     pub leftover: Vec<u8>,
     pub settings: Arc<HttpSettings>,
+    pub peer: Arc<Peer>,
 }
 
 /// A connection whose response is complete and that may carry the next request.
@@ -75,12 +76,36 @@ pub struct KeepAlive {
     /// Bytes of the next request already read.
     pub leftover: Vec<u8>,
     pub settings: Arc<HttpSettings>,
+    pub peer: Arc<Peer>,
+}
+
+/// The addresses of a connection as environ values, looked up once per connection.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    remote_addr: String,
+    remote_port: String,
+    server_name: String,
+    server_port: String,
+}
+
+impl Peer {
+    fn of(conn: &Conn) -> Peer {
+        let (peer, local) = (conn.peer_addr(), conn.local_addr());
+        Peer {
+            remote_addr: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+            remote_port: peer.map(|a| a.port().to_string()).unwrap_or_default(),
+            server_name: local.map_or_else(|| "localhost".into(), |a| a.ip().to_string()),
+            server_port: local.map(|a| a.port().to_string()).unwrap_or_default(),
+        }
+    }
 }
 
 /// An HTTP connection between requests or inside a head.
 #[derive(Debug)]
 pub struct HttpRead {
     settings: Arc<HttpSettings>,
+    /// Looked up with the first request.
+    peer: Option<Arc<Peer>>,
     buf: Vec<u8>,
     fields: Vec<Field>,
     /// The head read, while its chunked body is being de-chunked.
@@ -103,9 +128,10 @@ pub enum HttpProgress {
 
 impl HttpRead {
     /// A connection, with the bytes already read for it (pipelined after a previous request).
-    pub fn new(settings: Arc<HttpSettings>, buf: Vec<u8>) -> HttpRead {
+    pub fn new(settings: Arc<HttpSettings>, buf: Vec<u8>, peer: Option<Arc<Peer>>) -> HttpRead {
         HttpRead {
             settings,
+            peer,
             started: !buf.is_empty(),
             buf,
             fields: Vec::new(),
@@ -126,10 +152,7 @@ impl HttpRead {
                 return p;
             }
             let old = self.buf.len();
-            self.buf.resize(old + READ_CHUNK, 0);
-            let got = conn.read_now(&mut self.buf[old..]);
-            self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
-            match got {
+            match crate::protocol::Recv::recv_append(conn, &mut self.buf, READ_CHUNK) {
                 Ok(0) => {
                     if old > 0 || self.chunked.is_some() {
                         tracing::info!("{}", HttpError::Truncated);
@@ -204,18 +227,15 @@ impl HttpRead {
 
     /// Translate a complete request into a job's packet.
     fn ready(&mut self, mut head: Head, dechunked: Option<Vec<u8>>, conn: &Conn) -> HttpProgress {
-        let (peer, local) = (conn.peer_addr(), conn.local_addr());
-        let remote_addr = peer.map(|a| a.ip().to_string()).unwrap_or_default();
-        let remote_port = peer.map(|a| a.port().to_string()).unwrap_or_default();
-        let server_name = local
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "localhost".into());
-        let server_port = local.map(|a| a.port().to_string()).unwrap_or_default();
+        let peer = self
+            .peer
+            .get_or_insert_with(|| Arc::new(Peer::of(conn)))
+            .clone();
         let info = ConnInfo {
-            remote_addr: remote_addr.as_bytes(),
-            remote_port: remote_port.as_bytes(),
-            server_name: server_name.as_bytes(),
-            server_port: server_port.as_bytes(),
+            remote_addr: peer.remote_addr.as_bytes(),
+            remote_port: peer.remote_port.as_bytes(),
+            server_name: peer.server_name.as_bytes(),
+            server_port: peer.server_port.as_bytes(),
         };
         let (body, rest): (&[u8], &[u8]) = match (&dechunked, head.body) {
             (Some(b), _) => {
@@ -251,6 +271,7 @@ impl HttpRead {
             },
             leftover: rest.to_vec(),
             settings: self.settings.clone(),
+            peer,
         };
         let request = RequestHead {
             modifier1: 0,

@@ -66,11 +66,14 @@ impl Incoming {
         conn: Conn,
         settings: std::sync::Arc<super::http::HttpSettings>,
         leftover: Vec<u8>,
+        peer: Option<std::sync::Arc<super::http::Peer>>,
         deadline: Instant,
     ) -> Incoming {
         Incoming {
             conn,
-            state: State::Http(Box::new(super::http::HttpRead::new(settings, leftover))),
+            state: State::Http(Box::new(super::http::HttpRead::new(
+                settings, leftover, peer,
+            ))),
             deadline,
             accepted: Instant::now(),
         }

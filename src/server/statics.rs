@@ -142,6 +142,7 @@ pub fn serve(rules: &StaticRules, job: Job, timeout: Duration) -> Served {
             conn: job.conn,
             leftover: h.leftover,
             settings: h.settings,
+            peer: h.peer,
         })),
         _ => Served::Done(None),
     }
