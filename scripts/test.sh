@@ -32,13 +32,17 @@ if ! have_nginx; then
     apt-get install -y --no-install-recommends nginx-light || apt-get install -y --no-install-recommends nginx
     have_nginx || die "nginx is still missing after apt-get install"
 fi
-# curl: the HTTP front-end tests (tests/e2e/test_http.py) drive it as a real client.
-if ! command -v curl >/dev/null 2>&1; then
-    [ "$(id -u)" -eq 0 ] || die "curl is not installed and this is not root: install it (apt-get install -y curl) and rerun"
-    step "installing curl"
+# curl, wrk and ab: the HTTP front-end tests (tests/e2e/test_http.py) drive them as real clients.
+missing_clients=()
+command -v curl >/dev/null 2>&1 || missing_clients+=(curl)
+command -v wrk >/dev/null 2>&1 || missing_clients+=(wrk)
+command -v ab >/dev/null 2>&1 || missing_clients+=(apache2-utils)
+if [ "${#missing_clients[@]}" -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || die "missing ${missing_clients[*]} and this is not root: apt-get install -y ${missing_clients[*]}, then rerun"
+    step "installing ${missing_clients[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
-    apt-get install -y --no-install-recommends curl
+    apt-get install -y --no-install-recommends "${missing_clients[@]}"
 fi
 [ -f /etc/nginx/uwsgi_params ] || die "/etc/nginx/uwsgi_params is missing (it comes with Debian's nginx-common)"
 

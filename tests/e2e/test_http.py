@@ -273,3 +273,39 @@ def test_curl(http_server):
     assert out.count(b"Hello World\n") == 2
     out = subprocess.run([curl, "-sS", "-I", url], capture_output=True, check=True).stdout
     assert out.startswith(b"HTTP/1.1 200") and b"Content-Length: 12" in out
+
+
+def test_requests_session(http_server):
+    import requests
+
+    _, port = http_server("--wsgi-file", str(EXAMPLES / "body_reader.py"))
+    with requests.Session() as s:
+        for _ in range(3):
+            r = s.post(f"http://127.0.0.1:{port}/read", data=b"x" * 1000)
+            assert r.status_code == 200 and r.json() == {"len": 1000, "again": 0}
+        # A generator body goes out chunked: the server de-chunks it for wsgi.input.
+        r = s.post(f"http://127.0.0.1:{port}/read", data=(b"ab" for _ in range(50)))
+        assert r.json() == {"len": 100, "again": 0}
+
+
+def test_wrk_keep_alive_load(http_server):
+    wrk = shutil.which("wrk")
+    assert wrk, "wrk is missing: scripts/test.sh installs it"
+    srv, port = http_server("--wsgi-file", HELLO, "--threads", "4", "--disable-logging")
+    out = subprocess.run([wrk, "-t1", "-c16", "-d1s", f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "Socket errors" not in out and "Non-2xx" not in out, out
+    requests_done = int(out.split(" requests in ")[0].split()[-1])
+    assert requests_done > 100, out
+    assert srv.alive()
+
+
+def test_ab_keep_alive(http_server):
+    ab = shutil.which("ab")
+    assert ab, "ab is missing: scripts/test.sh installs apache2-utils"
+    _, port = http_server("--wsgi-file", HELLO, "--threads", "2", "--disable-logging")
+    out = subprocess.run([ab, "-q", "-k", "-n", "300", "-c", "8", f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "Failed requests:        0" in out, out
+    assert "Keep-Alive requests:    300" in out, out
+    assert "Complete requests:      300" in out, out
