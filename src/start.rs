@@ -80,10 +80,8 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
 /// Serve `config` until shutdown: bind, drop privileges, then the master or the single process.
 pub fn run(config: &Config, reexec: Vec<OsString>) -> Result<(), String> {
     python::interpreter::preflight(config)?;
-    // Each connection is a descriptor: raise the open-file limit to its hard maximum.
-    if let Err(e) = process::raise_nofile_limit() {
-        tracing::debug!("cannot raise the open-file limit: {e}");
-    }
+    // Each connection is a descriptor: the open-file limit to its hard maximum, or --max-fd.
+    crate::server::fd_limit::apply_at_start(config.max_fd);
     if let Some(mask) = config.umask {
         process::set_umask(mask);
     }

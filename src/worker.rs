@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::python::{self, App};
 use crate::server::dispatch;
+use crate::server::incoming::Timeouts;
 use crate::server::{Acceptor, EventLoop, Listener, Release, Stop};
 use crate::sys::process;
 use std::sync::atomic::Ordering;
@@ -19,7 +20,11 @@ pub fn run(
     app: App,
 ) -> Result<(Stop, Vec<Listener>), String> {
     crate::log::procname::name(crate::log::procname::Role::Worker(app.worker_id));
-    let mut event_loop = EventLoop::new(listeners, config.socket_timeout, config.limits)
+    let timeouts = Timeouts {
+        idle: config.socket_timeout,
+        head: config.headers_timeout,
+    };
+    let mut event_loop = EventLoop::new(listeners, timeouts, config.limits)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     let watch = |ev: &mut EventLoop, signals: &[libc::c_int], stop| {
         ev.watch_signals(signals, stop)
@@ -38,7 +43,7 @@ pub fn run(
         config.threads,
         event_loop.listener_fds(),
         config.limits,
-        config.socket_timeout,
+        timeouts,
         event_loop.wake_handle(),
         crate::server::http::settings(config),
     )

@@ -361,6 +361,10 @@ pub struct Args {
     /// The HTTP front end and static files.
     #[command(flatten)]
     pub http: super::http::HttpArgs,
+
+    /// The request-head deadline and the open-file limit.
+    #[command(flatten)]
+    pub conn_limits: super::conn_limits::ConnLimitArgs,
 }
 
 /// uWSGI's boolean spellings.

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod compat;
+pub mod conn_limits;
 mod env;
 pub mod http;
 pub mod ini;
@@ -41,6 +42,10 @@ pub struct Config {
     pub chown_socket: Option<String>,
     pub vacuum: bool,
     pub socket_timeout: Duration,
+    /// `--headers-timeout`: the whole request head, from accept.
+    pub headers_timeout: Duration,
+    /// `--max-fd`: the open-file limit to set at start-up.
+    pub max_fd: Option<u64>,
     pub limits: Limits,
     pub trust_forwarded: bool,
     pub app: Option<AppSpec>,
@@ -427,6 +432,8 @@ impl Config {
             chown_socket: args.chown_socket,
             vacuum: args.vacuum,
             socket_timeout: Duration::from_secs(args.socket_timeout.max(1)),
+            headers_timeout: Duration::from_secs(args.conn_limits.headers_timeout.max(1)),
+            max_fd: args.conn_limits.max_fd,
             limits,
             trust_forwarded: args.trust_forwarded_headers,
             app,

@@ -193,6 +193,11 @@ impl RequestReader {
         self.filled = self.buf.len();
     }
 
+    /// Whether the head (header and vars block) is complete; what may still be missing is body.
+    pub fn head_complete(&self) -> bool {
+        self.head.is_some()
+    }
+
     /// Everything read so far: the packet and any body bytes that came with it.
     pub fn buffer(&self) -> &[u8] {
         &self.buf[..self.filled]

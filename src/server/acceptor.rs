@@ -244,7 +244,7 @@ impl Acceptor {
             Some(kept.peer),
             deadline,
         );
-        match incoming.read(self.source.timeout) {
+        match incoming.read(self.source.timeouts.idle) {
             Outcome::Ready(head) => Some(incoming.into_job(head)),
             Outcome::Close => None,
             // A stopping worker's loop takes no more: the idle connection is closed.
@@ -445,9 +445,9 @@ impl Acceptor {
                         None,
                         Instant::now() + h.header_timeout,
                     ),
-                    _ => Incoming::new(Conn::new(socket), self.source.limits, self.source.timeout),
+                    _ => Incoming::new(Conn::new(socket), self.source.limits, self.source.timeouts),
                 };
-                match incoming.read(self.source.timeout) {
+                match incoming.read(self.source.timeouts.idle) {
                     Outcome::Ready(head) => {
                         self.grace_spent = false;
                         return Accepted::Job(incoming.into_job(head));
@@ -472,7 +472,7 @@ impl Acceptor {
         if !self.grace_spent {
             let grace = Instant::now() + PACKET_GRACE;
             while incoming.conn.wait_readable(grace).is_ok() {
-                match incoming.read(self.source.timeout) {
+                match incoming.read(self.source.timeouts.idle) {
                     Outcome::Pending => {}
                     Outcome::Ready(head) => return Some(incoming.into_job(head)),
                     Outcome::Close => return None,
@@ -502,6 +502,10 @@ impl Acceptor {
             tracing::error!("accept on listener {index} failed: {e}");
             self.last_error = Some(Instant::now());
         }
+        if matches!(code, libc::EMFILE | libc::ENFILE) {
+            // The loop closes the oldest half-sent connections: complete requests come first.
+            self.source.report_fd_pressure();
+        }
         if matches!(
             code,
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
@@ -519,7 +523,7 @@ impl Acceptor {
             if incoming.conn.wait_readable(incoming.deadline).is_err() {
                 return None;
             }
-            match incoming.read(self.source.timeout) {
+            match incoming.read(self.source.timeouts.idle) {
                 Outcome::Ready(head) => return Some(incoming.into_job(head)),
                 Outcome::Close => return None,
                 Outcome::Pending => {}

@@ -13,6 +13,7 @@
 
 use super::conn::Conn;
 use super::incoming::Incoming;
+use super::incoming::Timeouts;
 use crate::protocol::{Limits, RequestHead};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
@@ -56,6 +57,9 @@ pub struct Shared {
     /// Connections a thread accepted whose packet is not complete, for the loop to finish reading;
     /// `None` once the loop has stopped taking them.
     handoff: Mutex<Option<Vec<Incoming>>>,
+    /// A thread could not accept for want of descriptors: the loop closes its oldest half-sent
+    /// connections.
+    fd_pressure: AtomicBool,
 }
 
 impl Shared {
@@ -84,7 +88,7 @@ pub struct JobSource {
     /// The listening sockets this worker accepts from.
     pub(crate) listeners: Arc<[RawFd]>,
     pub(crate) limits: Limits,
-    pub(crate) timeout: Duration,
+    pub(crate) timeouts: Timeouts,
     /// The HTTP settings, when some listeners speak HTTP.
     pub(crate) http: Option<Arc<crate::server::http::HttpSettings>>,
 }
@@ -94,7 +98,7 @@ pub fn channel(
     threads: usize,
     listeners: Vec<RawFd>,
     limits: Limits,
-    timeout: Duration,
+    timeouts: Timeouts,
     wake_loop: Wake,
     http: Option<Arc<crate::server::http::HttpSettings>>,
 ) -> io::Result<(JobSink, Vec<JobSource>)> {
@@ -107,6 +111,7 @@ pub fn channel(
         wake_loop,
         alive: AtomicUsize::new(threads),
         handoff: Mutex::new(Some(Vec::new())),
+        fd_pressure: AtomicBool::new(false),
     });
     let listeners: Arc<[RawFd]> = listeners.into();
     let sources = (0..threads)
@@ -115,7 +120,7 @@ pub fn channel(
             shared: shared.clone(),
             listeners: listeners.clone(),
             limits,
-            timeout,
+            timeouts,
             http: http.clone(),
         })
         .collect();
@@ -163,6 +168,11 @@ impl JobSink {
         self.shared.retire.load(Ordering::SeqCst)
     }
 
+    /// Whether a thread ran out of descriptors since the last call.
+    pub fn take_fd_pressure(&self) -> bool {
+        self.shared.fd_pressure.swap(false, Ordering::SeqCst)
+    }
+
     /// Whether every Python thread has exited.
     pub fn threads_gone(&self) -> bool {
         self.shared.alive.load(Ordering::SeqCst) == 0
@@ -196,6 +206,13 @@ impl JobSource {
     /// The listeners and the shared state (for [`crate::server::acceptor::Deafener`]).
     pub(crate) fn clone_shared(&self) -> (Arc<[RawFd]>, Arc<Shared>) {
         (self.listeners.clone(), self.shared.clone())
+    }
+
+    /// Tell the loop that accepting failed for want of descriptors (once until it has acted).
+    pub(crate) fn report_fd_pressure(&self) {
+        if !self.shared.fd_pressure.swap(true, Ordering::SeqCst) {
+            (self.shared.wake_loop)();
+        }
     }
 
     /// Whether new connections may be accepted.

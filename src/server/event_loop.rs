@@ -7,7 +7,8 @@
 use super::acceptor::Deafener;
 use super::conn::Conn;
 use super::dispatch::{InFlight, JobSink, Wake};
-use super::incoming::{Incoming, Outcome};
+use super::fd_limit;
+use super::incoming::{Incoming, Outcome, Timeouts};
 use super::listener::Listener;
 use crate::protocol::response::simple_response;
 use crate::protocol::Limits;
@@ -49,6 +50,65 @@ pub enum Release {
     Drain { refuse_first: bool },
 }
 
+/// Why half-sent connections were closed early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// The worker holds its budget of them.
+    Budget,
+    /// Accepting failed for want of descriptors.
+    Descriptors,
+}
+
+/// Half-sent connections closed early and not yet logged.
+#[derive(Debug, Default)]
+struct Shed {
+    budget: usize,
+    descriptors: usize,
+    logged: Option<Instant>,
+}
+
+impl Shed {
+    fn count(&mut self, n: usize, why: Why) {
+        match why {
+            Why::Budget => self.budget += n,
+            Why::Descriptors => self.descriptors += n,
+        }
+    }
+
+    /// One line a second at most, with what was closed since the last one.
+    fn log(&mut self, budget: usize) {
+        if self.budget + self.descriptors == 0
+            || self
+                .logged
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        if self.budget > 0 {
+            tracing::warn!(
+                "closed {} half-sent connection(s), oldest first: this worker keeps at most {budget} \
+                 connections still sending their request",
+                self.budget
+            );
+        }
+        if self.descriptors > 0 {
+            tracing::warn!(
+                "closed {} half-sent connection(s), oldest first: out of file descriptors \
+                 (see --max-fd), complete requests come first",
+                self.descriptors
+            );
+        }
+        self.budget = 0;
+        self.descriptors = 0;
+        self.logged = Some(Instant::now());
+    }
+}
+
+/// Half-sent connections this young are not closed to keep the budget: nginx writes its request
+/// right after connecting, but a busy nginx may take a moment, and a burst of new connections
+/// must not push out one that is about to be complete.
+const SPARE_YOUNGER_THAN: Duration = Duration::from_secs(1);
+
 /// After taking the backlog, how long a stopping worker waits before it looks once more: for
 /// connects that were under way (a handshake in flight, a unix connect past its path lookup).
 const BACKLOG_SETTLE: Duration = Duration::from_millis(5);
@@ -69,8 +129,12 @@ pub struct EventLoop {
     listeners: Vec<Listener>,
     conns: Slab<Connection>,
     signals: Vec<(UnixStream, Stop)>,
-    timeout: Duration,
+    timeouts: Timeouts,
     limits: Limits,
+    /// Most half-sent connections kept (see [`fd_limit::half_sent_budget`]).
+    budget: usize,
+    /// Half-sent connections closed to make room, not yet logged (one line a second at most).
+    shed: Shed,
     /// Takes the listeners out of the Python threads' epoll set before they are given up.
     deafener: Option<Deafener>,
     workers_gone: bool,
@@ -86,7 +150,7 @@ impl EventLoop {
     /// the Python threads accept from them).
     pub fn new(
         listeners: Vec<Listener>,
-        timeout: Duration,
+        timeouts: Timeouts,
         limits: Limits,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
@@ -97,8 +161,10 @@ impl EventLoop {
             listeners,
             conns: Slab::new(),
             signals: Vec::new(),
-            timeout,
+            timeouts,
             limits,
+            budget: fd_limit::half_sent_budget(fd_limit::soft_limit()),
+            shed: Shed::default(),
             deafener: None,
             workers_gone: false,
             watchdog: None,
@@ -236,7 +302,7 @@ impl EventLoop {
                 match self.listeners[i].accept() {
                     Ok(socket) => {
                         taken += 1;
-                        let incoming = Incoming::new(Conn::new(socket), self.limits, self.timeout);
+                        let incoming = Incoming::new(Conn::new(socket), self.limits, self.timeouts);
                         self.adopt_one(incoming, sink);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -270,7 +336,12 @@ impl EventLoop {
                 match event.token() {
                     WAKER if sink.retire_requested() => return Stop::Retire,
                     WAKER if sink.threads_gone() => return Stop::WorkersGone,
-                    WAKER => self.adopt(sink.take_handoffs(), sink),
+                    WAKER => {
+                        if sink.take_fd_pressure() {
+                            self.relieve_fd_pressure();
+                        }
+                        self.adopt(sink.take_handoffs(), sink)
+                    }
                     Token(t) if t > SIGNAL_BASE - 8 && t <= SIGNAL_BASE => {
                         let i = SIGNAL_BASE - t;
                         let mut byte = [0u8; 64];
@@ -298,6 +369,9 @@ impl EventLoop {
     }
 
     fn adopt_one(&mut self, incoming: Incoming, sink: &JobSink) {
+        if self.conns.len() >= self.budget {
+            self.close_oldest((self.budget / 64).max(1), Why::Budget);
+        }
         let key = self.conns.insert(Connection {
             incoming,
             registered: false,
@@ -311,7 +385,7 @@ impl EventLoop {
         let Some(c) = self.conns.get_mut(key) else {
             return; // A stale event for a connection already gone.
         };
-        match c.incoming.read(self.timeout) {
+        match c.incoming.read(self.timeouts.idle) {
             Outcome::Pending => {
                 if !c.registered {
                     let fd = c.incoming.conn.fd();
@@ -360,23 +434,77 @@ impl EventLoop {
             .filter(|(_, c)| c.incoming.deadline <= now)
             .map(|(k, _)| k)
             .collect();
+        let mut head_overdue = (0, 0);
         for key in expired {
             let incoming = self.remove(key);
-            if incoming.received() > 0 {
+            if incoming.head_overdue(now) {
+                head_overdue = (head_overdue.0 + 1, incoming.received());
+            } else if incoming.received() > 0 {
                 tracing::warn!(
                     "closing a connection after {:.1}s without a complete request ({} bytes received)",
-                    self.timeout.as_secs_f64(),
+                    self.timeouts.idle.as_secs_f64(),
                     incoming.received()
                 );
             }
         }
+        // One line per tick, however many slow clients were cut in it.
+        match head_overdue {
+            (0, _) => {}
+            (1, bytes) => tracing::warn!(
+                "closed a connection whose request head took longer than --headers-timeout {}s \
+                 ({bytes} bytes received)",
+                self.timeouts.head.as_secs()
+            ),
+            (n, _) => tracing::warn!(
+                "closed {n} connections whose request head took longer than --headers-timeout {}s",
+                self.timeouts.head.as_secs()
+            ),
+        }
+        self.shed.log(self.budget);
+    }
+
+    /// A Python thread could not accept for want of descriptors: read the limit again (it may
+    /// have been lowered from outside) and close the oldest eighth of the half-sent connections.
+    fn relieve_fd_pressure(&mut self) {
+        self.budget = fd_limit::half_sent_budget(fd_limit::soft_limit());
+        self.close_oldest((self.conns.len() / 8).max(1), Why::Descriptors);
+        self.shed.log(self.budget);
+    }
+
+    /// Close the `count` connections accepted longest ago that are still sending their request
+    /// (or draining an error answer): they are the slowest, and complete requests need the room.
+    /// Over the budget, connections younger than [`SPARE_YOUNGER_THAN`] are spared (nginx may
+    /// not have written its request yet), so a flood can only push the count up to the
+    /// descriptor limit, where nothing is spared.
+    fn close_oldest(&mut self, count: usize, why: Why) {
+        let spare_after = match why {
+            Why::Budget => Instant::now().checked_sub(SPARE_YOUNGER_THAN),
+            Why::Descriptors => None,
+        };
+        let mut ages: Vec<(Instant, usize)> = self
+            .conns
+            .iter()
+            .map(|(k, c)| (c.incoming.accepted, k))
+            .filter(|(accepted, _)| spare_after.is_none_or(|t| *accepted <= t))
+            .collect();
+        let count = count.min(ages.len());
+        if count == 0 {
+            return;
+        }
+        if count < ages.len() {
+            ages.select_nth_unstable(count - 1);
+        }
+        for &(_, key) in &ages[..count] {
+            drop(self.remove(key));
+        }
+        self.shed.count(count, why);
     }
 
     /// Hand everything already accepted to the threads.
     fn finish(&mut self, sink: &JobSink) {
         // Every accepted connection is served, even one whose packet has not arrived yet: nginx has
         // already sent it (closing it would be a 502). Each gets at most --socket-timeout.
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeouts.idle;
         let mut events = Events::with_capacity(256);
         loop {
             self.adopt(sink.take_handoffs(), sink);

@@ -16,14 +16,28 @@ use std::time::{Duration, Instant};
 /// peer before it has read the answer.
 const ERROR_DRAIN_LIMIT: u64 = 1 << 20;
 
+/// How long a connection may take over its request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Silence allowed between two reads (`--socket-timeout`).
+    pub idle: Duration,
+    /// The whole head, from accept, however it trickles in (`--headers-timeout`): a client that
+    /// sends a byte at a time moves the idle deadline forever, never this one.
+    pub head: Duration,
+}
+
 /// A connection still being read.
 #[derive(Debug)]
 pub struct Incoming {
     pub conn: Conn,
     pub state: State,
-    /// When it is closed if nothing more arrives (`--socket-timeout` after the last byte).
+    /// When it is closed if nothing more arrives (`--socket-timeout` after the last byte), or
+    /// the head deadline if that comes first while the head is incomplete.
     pub deadline: Instant,
     pub accepted: Instant,
+    /// When a uwsgi request head must be complete (`None` for HTTP, whose deadline already is
+    /// one for the head).
+    head_deadline: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -50,13 +64,15 @@ pub enum Outcome {
 
 impl Incoming {
     /// A connection accepted just now.
-    pub fn new(conn: Conn, limits: Limits, timeout: Duration) -> Incoming {
+    pub fn new(conn: Conn, limits: Limits, timeouts: Timeouts) -> Incoming {
         let now = Instant::now();
+        let head_deadline = now + timeouts.head;
         Incoming {
             conn,
             state: State::Reading(RequestReader::new(limits)),
-            deadline: now + timeout,
+            deadline: (now + timeouts.idle).min(head_deadline),
             accepted: now,
+            head_deadline: Some(head_deadline),
         }
     }
 
@@ -76,6 +92,7 @@ impl Incoming {
             ))),
             deadline,
             accepted: Instant::now(),
+            head_deadline: None,
         }
     }
 
@@ -117,8 +134,24 @@ impl Incoming {
         let outcome = self.read_inner(&mut progressed);
         if progressed && matches!(outcome, Outcome::Pending) {
             self.deadline = Instant::now() + timeout;
+            if let Some(head) = self.head_deadline.filter(|_| !self.head_complete()) {
+                self.deadline = self.deadline.min(head);
+            }
         }
         outcome
+    }
+
+    /// Whether the uwsgi request head is all there (what may still be missing is body).
+    fn head_complete(&self) -> bool {
+        match &self.state {
+            State::Reading(reader) => reader.head_complete(),
+            State::Draining { .. } | State::Http(_) | State::HttpReady(..) => true,
+        }
+    }
+
+    /// Whether the head deadline has passed with the head incomplete (not mere silence).
+    pub fn head_overdue(&self, now: Instant) -> bool {
+        self.head_deadline.is_some_and(|t| now >= t) && !self.head_complete()
     }
 
     fn read_inner(&mut self, progressed: &mut bool) -> Outcome {

@@ -5,6 +5,7 @@ pub mod acceptor;
 pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
+pub mod fd_limit;
 pub mod http;
 pub mod incoming;
 pub mod listener;

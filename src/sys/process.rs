@@ -137,20 +137,25 @@ pub fn unblock_stop_signals() {
     unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
 }
 
-/// Raise the open-file limit to its hard maximum.
-pub fn raise_nofile_limit() -> io::Result<()> {
+/// The open-file limit (`RLIMIT_NOFILE`): soft and hard.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit fills a valid struct.
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
     check_zero(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: setrlimit reads a valid struct.
-        check_zero(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
-    }
-    Ok(())
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Set the open-file limit (`RLIMIT_NOFILE`).
+pub fn set_nofile_limit(soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit only reads the struct it is given.
+    check_zero(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })
 }
 
 /// `umask(2)`: set the file mode creation mask; returns the previous one.
