@@ -68,7 +68,11 @@ pub fn run(
     let worker = app.board.worker(app.worker_id);
     worker.ready.store(1, Ordering::SeqCst);
     let stop = event_loop.run(&sink, |_| release_at_stop(config.master, &board));
-    worker.ready.store(0, Ordering::SeqCst);
+    // Only while the slot is still ours: a successor spawned into it (a recycle, a chain reload)
+    // may already have said it is ready.
+    if worker.pid.load(Ordering::SeqCst) == std::process::id() as i32 {
+        worker.ready.store(0, Ordering::SeqCst);
+    }
     worker.accepting.store(0, Ordering::SeqCst);
     match stop {
         Stop::Fast => tracing::info!("SIGINT/SIGQUIT received: fast shutdown"),

@@ -477,7 +477,7 @@ impl Config {
             log_options,
             log_format: args.log_format.as_deref().map(crate::log::LogFormat::parse),
             umask,
-            ops: args.ops.validate()?,
+            ops: args.ops.validate(processes)?,
         })
     }
 }

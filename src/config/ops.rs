@@ -61,6 +61,97 @@ pub struct OpsArgs {
         help_heading = "Daemons"
     )]
     pub attach_daemon2: Vec<String>,
+
+    /// Adaptive workers: keep at least N running and add up to --workers under load (0: off).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper: usize,
+
+    /// Workers started at first with --cheaper (default: the --cheaper minimum).
+    #[arg(long, value_name = "N", help_heading = "Adaptive workers")]
+    pub cheaper_initial: Option<usize>,
+
+    /// Workers added at once under load.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper_step: usize,
+
+    /// How to decide: spare (all busy / none busy), backlog (the accept queue) or busyness (the
+    /// share of busy threads).
+    #[arg(
+        long,
+        default_value = "spare",
+        value_name = "ALGO",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper_algo: String,
+
+    /// Seconds of overload (or idleness) before acting; for backlog, the queue length that is
+    /// overload; for busyness, the averaging period.
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_name = "N",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper_overload: u64,
+
+    /// busyness: add workers above this average percentage of busy threads.
+    #[arg(
+        long,
+        default_value_t = 50,
+        value_name = "PCT",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper_busyness_max: u64,
+
+    /// busyness: retire a worker below this percentage...
+    #[arg(
+        long,
+        default_value_t = 25,
+        value_name = "PCT",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper_busyness_min: u64,
+
+    /// busyness: ...held for this many periods.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "N",
+        help_heading = "Adaptive workers"
+    )]
+    pub cheaper_busyness_multiplier: u64,
+}
+
+/// Which cheaper algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheaperAlgo {
+    Spare,
+    Backlog,
+    Busyness,
+}
+
+/// Adaptive workers, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheaperSpec {
+    pub algo: CheaperAlgo,
+    /// The fewest workers (`--cheaper`); `--workers` is the most.
+    pub min: usize,
+    pub initial: usize,
+    pub step: usize,
+    pub overload: u64,
+    pub busyness_max: u64,
+    pub busyness_min: u64,
+    pub busyness_multiplier: u64,
 }
 
 /// One attached daemon, validated.
@@ -167,6 +258,8 @@ pub struct Ops {
     pub metrics: Option<String>,
     /// Attached daemons, in flag order by kind.
     pub daemons: Vec<DaemonSpec>,
+    /// `--cheaper` and its options, when on.
+    pub cheaper: Option<CheaperSpec>,
 }
 
 impl OpsArgs {
@@ -179,16 +272,53 @@ impl OpsArgs {
             || !self.attach_daemon2.is_empty()
             || !self.smart_attach_daemon.is_empty()
             || !self.smart_attach_daemon2.is_empty()
+            || self.cheaper > 0
     }
 
     /// Validate into [`Ops`].
-    pub fn validate(&self) -> Result<Ops, ConfigError> {
+    pub fn validate(&self, processes: usize) -> Result<Ops, ConfigError> {
         Ok(Ops {
             master_fifo: self.master_fifo.first().cloned(),
             touch_chain_reload: self.touch_chain_reload.clone(),
             metrics: self.metrics.clone(),
             daemons: self.daemons()?,
+            cheaper: self.cheaper(processes)?,
         })
+    }
+
+    fn cheaper(&self, processes: usize) -> Result<Option<CheaperSpec>, ConfigError> {
+        if self.cheaper == 0 {
+            return Ok(None);
+        }
+        if self.cheaper >= processes {
+            return Err(ConfigError(format!(
+                "--cheaper {} needs more --workers (the most) than that: got {processes}",
+                self.cheaper
+            )));
+        }
+        let algo = match self.cheaper_algo.as_str() {
+            "spare" => CheaperAlgo::Spare,
+            "backlog" => CheaperAlgo::Backlog,
+            "busyness" => CheaperAlgo::Busyness,
+            other => {
+                return Err(ConfigError(format!(
+                    "--cheaper-algo {other:?}: expected spare, backlog or busyness"
+                )))
+            }
+        };
+        Ok(Some(CheaperSpec {
+            algo,
+            min: self.cheaper,
+            initial: self
+                .cheaper_initial
+                .unwrap_or(self.cheaper)
+                .clamp(self.cheaper, processes),
+            step: self.cheaper_step.max(1),
+            overload: self.cheaper_overload.max(1),
+            busyness_max: self.cheaper_busyness_max,
+            busyness_min: self.cheaper_busyness_min.min(self.cheaper_busyness_max),
+            busyness_multiplier: self.cheaper_busyness_multiplier.max(1),
+        }))
     }
 
     fn daemons(&self) -> Result<Vec<DaemonSpec>, ConfigError> {

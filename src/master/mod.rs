@@ -7,6 +7,7 @@
 //! finishes its in-flight requests beside its successor, so recycling never fails a request.
 
 mod chain;
+mod cheaper;
 mod daemons;
 mod fifo;
 mod monitor;

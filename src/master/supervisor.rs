@@ -2,6 +2,7 @@
 //! reaps, respawns, recycles and watches `--touch-reload` files.
 
 use super::chain::{Chain, Step};
+use super::cheaper::{Cheaper, Decision, Sample};
 use super::daemons::{Daemons, Verdict};
 use super::fifo::{Command, Fifo};
 use super::monitor::{Monitor, Port};
@@ -83,6 +84,9 @@ struct Master<'a> {
     notify: Notifier,
     /// Attached daemons.
     daemons: Daemons,
+    /// Adaptive workers (`--cheaper`), and when the algorithm last looked.
+    cheaper: Option<Cheaper>,
+    cheaper_at: Instant,
 }
 
 /// What a descriptor in the master's poll set is.
@@ -173,7 +177,21 @@ pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> 
         chain: None,
         notify: Notifier::from_env(),
         daemons: Daemons::new(&config.ops.daemons),
+        cheaper: config.ops.cheaper.clone().map(Cheaper::new),
+        cheaper_at: now,
     };
+    if let Some(c) = &master.cheaper {
+        // The slots past --cheaper-initial start cheap: no process, none due.
+        for slot in master.slots.iter_mut().skip(c.initial()) {
+            slot.respawn_at = None;
+        }
+        tracing::info!(
+            "cheaper mode: {} to {} workers, {} at start",
+            c.min(),
+            config.processes,
+            c.initial()
+        );
+    }
     tracing::info!("spawned rwsgi master process (pid: {})", std::process::id());
     crate::log::procname::name(crate::log::procname::Role::Master);
     master.serve()
@@ -208,8 +226,13 @@ impl Master<'_> {
                     self.check_touch_reload()?;
                     self.chain_step()?;
                     self.notify_tick();
-                    let workers_up = self.slots.iter().all(|s| s.pid > 0);
+                    let workers_up = self.slots.iter().any(|s| s.pid > 0)
+                        && !self
+                            .slots
+                            .iter()
+                            .any(|s| s.pid == 0 && s.respawn_at.is_some());
                     self.daemons.tick(workers_up);
+                    self.cheaper_tick()?;
                     self.update_memory();
                 }
                 Phase::Stopping { deadline, reload } => {
@@ -347,6 +370,9 @@ impl Master<'_> {
             self.daemons.restart_plain();
             self.notify.reloading();
             for id in 1..=self.slots.len() {
+                if self.is_cheap(id) {
+                    continue;
+                }
                 if let Err(e) = self.replace(id, "reload") {
                     tracing::error!("{e}");
                 }
@@ -582,11 +608,98 @@ impl Master<'_> {
                     tracing::info!("{line}");
                 }
             }
-            Command::MoreWorkers | Command::FewerWorkers => {
+            Command::MoreWorkers | Command::FewerWorkers if self.cheaper.is_none() => {
                 tracing::warn!("[master-fifo] +/- change the worker count only with --cheaper");
+            }
+            Command::MoreWorkers if running => {
+                if let Err(e) = self.grow(1) {
+                    tracing::error!("{e}");
+                }
+            }
+            Command::FewerWorkers if running => {
+                let min = self.cheaper.as_ref().map_or(1, Cheaper::min);
+                if self.slots.iter().filter(|s| s.pid > 0).count() > min {
+                    self.cheap_one("[master-fifo] -");
+                }
             }
             _ => tracing::info!("[master-fifo] ignored while stopping"),
         }
+    }
+
+    /// A slot with no process that is not due to get one: cheaped (adaptive workers).
+    fn is_cheap(&self, id: usize) -> bool {
+        let slot = &self.slots[id - 1];
+        slot.pid == 0 && slot.respawn_at.is_none()
+    }
+
+    /// Once a second with `--cheaper`: let the algorithm look at the workers and act.
+    fn cheaper_tick(&mut self) -> Result<(), String> {
+        if self.cheaper.is_none() || self.cheaper_at.elapsed() < Duration::from_secs(1) {
+            return Ok(());
+        }
+        self.cheaper_at = Instant::now();
+        let threads = self.board.threads();
+        let mut sample = Sample::default();
+        for id in (1..=self.slots.len()).filter(|&id| self.slots[id - 1].pid > 0) {
+            let busy = (0..threads)
+                .filter(|&c| self.board.core(id, c).request_start.load(Ordering::Relaxed) != 0)
+                .count();
+            sample.running += 1;
+            sample.busy_workers += usize::from(busy > 0);
+            sample.busy_threads += busy;
+            sample.threads += threads;
+        }
+        sample.backlog = self
+            .socket_infos()
+            .iter()
+            .map(|s| s.queue)
+            .max()
+            .unwrap_or(0);
+        let decision = match &mut self.cheaper {
+            Some(c) => c.decide(sample),
+            None => Decision::Hold,
+        };
+        match decision {
+            Decision::Hold => Ok(()),
+            Decision::Spawn(n) => self.grow(n),
+            Decision::Cheap => {
+                self.cheap_one("cheaper: no load");
+                Ok(())
+            }
+        }
+    }
+
+    /// Start up to `n` cheap workers.
+    fn grow(&mut self, n: usize) -> Result<(), String> {
+        let cheap: Vec<usize> = (1..=self.slots.len())
+            .filter(|&id| self.is_cheap(id))
+            .take(n)
+            .collect();
+        if !cheap.is_empty() {
+            tracing::info!("cheaper: spawning {} worker(s) under load", cheap.len());
+        }
+        for id in cheap {
+            self.spawn(id)?;
+        }
+        Ok(())
+    }
+
+    /// Retire the running worker with the highest id; its slot becomes cheap.
+    fn cheap_one(&mut self, why: &str) {
+        let Some(id) = (1..=self.slots.len())
+            .rev()
+            .find(|&id| self.slots[id - 1].pid > 0)
+        else {
+            return;
+        };
+        let pid = self.slots[id - 1].pid;
+        tracing::info!("{why}: rwsgi worker {id} (pid: {pid}) cheaped");
+        let _ = process::kill(pid, libc::SIGTERM);
+        self.retiring.push(pid);
+        self.slots[id - 1].pid = 0;
+        self.slots[id - 1].respawn_at = None;
+        // The stats show the slot as "cheap" while the old process finishes its requests.
+        self.board.worker(id).pid.store(0, Ordering::SeqCst);
     }
 
     /// Begin a chain reload (unless one runs or the master is stopping).
