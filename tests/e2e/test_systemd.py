@@ -221,3 +221,35 @@ def test_unit_files_verify_and_their_flags_parse(rwsgi_bin, tmp_path):
     assert out.returncode == 0, out.stderr
     for flag in (f for f in flags if f.startswith("--")):
         assert flag in out.stdout, f"{flag} is not in --help"
+
+
+def test_socket_activation_matches_http_socket_too(socket_activate, rwsgi_bin, tmp_path, procs):
+    """--http-socket is matched by address like --socket: the passed socket speaks HTTP."""
+    uwsgi_port, http_port = free_port(), free_port()
+    log = tmp_path / "rwsgi.log"
+    cmd = activated(socket_activate, rwsgi_bin, [f"127.0.0.1:{http_port}", f"127.0.0.1:{uwsgi_port}"], ["web", "up"],
+                    ["--socket", f"127.0.0.1:{uwsgi_port}", "--http-socket", f"127.0.0.1:{http_port}",
+                     "--wsgi-file", HELLO])
+    proc = start(cmd, log)
+    procs.append((proc, log))
+    end = time.monotonic() + 20
+    body = None
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", http_port), timeout=5) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            if data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n")[0]:
+                body = data.partition(b"\r\n\r\n")[2]
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    assert body == b"Hello World\n", (body, tail(log))
+    serves(("127.0.0.1", uwsgi_port))
+    text = log.read_text()
+    assert re.search(rf"inherited 127.0.0.1:{http_port} \(web\) fd 3", text), text
+    assert re.search(rf"inherited 127.0.0.1:{uwsgi_port} \(up\) fd 4", text), text
+    assert "bound to" not in text
