@@ -355,3 +355,51 @@ mod tests {
         assert!(DaemonSpec::keyval("cmd=x,bogus=1").is_err());
     }
 }
+
+#[cfg(test)]
+mod ini_tests {
+    use crate::config::load;
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    #[test]
+    fn operations_flags_work_in_ini_files() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-ops-ini-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ini = dir.join("app.ini");
+        std::fs::write(
+            &ini,
+            "[uwsgi]\nsocket = :3031\nmodule = m\nworkers = 4\nmaster-fifo = /tmp/a.fifo\n\
+             touch-chain-reload = /tmp/t\nmetrics = 127.0.0.1:9192\n\
+             attach-daemon = celery -A proj worker --loglevel=info\n\
+             smart-attach-daemon = /tmp/m.pid memcached -d -P /tmp/m.pid\n\
+             attach-daemon2 = cmd=sleep 60,control=1\ncheaper = 1\ncheaper-initial = 2\n\
+             cheaper-algo = busyness\ncheaper-overload = 5\n",
+        )
+        .unwrap();
+        let argv = ["rwsgi", "--ini", ini.to_str().unwrap()]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let (c, warnings) = load(argv).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let ops = &c.ops;
+        assert_eq!(ops.master_fifo, Some(PathBuf::from("/tmp/a.fifo")));
+        assert_eq!(ops.touch_chain_reload, [PathBuf::from("/tmp/t")]);
+        assert_eq!(ops.metrics.as_deref(), Some("127.0.0.1:9192"));
+        let cmds: Vec<&str> = ops.daemons.iter().map(|d| d.cmd.as_str()).collect();
+        assert_eq!(
+            cmds,
+            [
+                "celery -A proj worker --loglevel=info",
+                "memcached -d -P /tmp/m.pid",
+                "sleep 60"
+            ]
+        );
+        let cheaper = ops.cheaper.as_ref().unwrap();
+        assert_eq!((cheaper.min, cheaper.initial, cheaper.overload), (1, 2, 5));
+        assert_eq!(cheaper.algo, super::CheaperAlgo::Busyness);
+        assert!(c.master);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
