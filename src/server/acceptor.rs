@@ -247,6 +247,8 @@ impl Acceptor {
         match incoming.read(self.source.timeouts.idle) {
             Outcome::Ready(head) => Some(incoming.into_job(head)),
             Outcome::Close => None,
+            // A stopping worker keeps no idle connection.
+            Outcome::Pending if !self.source.accepting() && incoming.idle_http() => None,
             // A stopping worker's loop takes no more: the idle connection is closed.
             Outcome::Pending => self.source.hand_off(incoming).and(None),
         }

@@ -508,6 +508,15 @@ impl EventLoop {
         let mut events = Events::with_capacity(256);
         loop {
             self.adopt(sink.take_handoffs(), sink);
+            let idle: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.incoming.idle_http())
+                .map(|(k, _)| k)
+                .collect();
+            for key in idle {
+                drop(self.remove(key));
+            }
             if self.conns.is_empty() {
                 // From here on a thread that accepted a connection just before it saw the stop
                 // reads it to the end itself.

@@ -220,6 +220,12 @@ impl Incoming {
         }
     }
 
+    /// An HTTP connection waiting between requests with nothing of the next one: at shutdown it
+    /// is closed at once (the client reopens elsewhere), unlike a request already on its way.
+    pub fn idle_http(&self) -> bool {
+        matches!(&self.state, State::Http(h) if h.received() == 0)
+    }
+
     /// The bytes read so far, when still reading the head.
     pub fn received(&self) -> usize {
         match &self.state {

@@ -309,3 +309,14 @@ def test_ab_keep_alive(http_server):
     assert "Failed requests:        0" in out, out
     assert "Keep-Alive requests:    300" in out, out
     assert "Complete requests:      300" in out, out
+
+
+def test_idle_keep_alive_connections_do_not_hold_up_a_stop(http_server):
+    srv, port = http_server("--wsgi-file", HELLO, "--socket-timeout", "10")
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    idle.request("GET", "/")
+    assert idle.getresponse().read() == b"Hello World\n"
+    start = time.monotonic()
+    srv.proc.send_signal(15)
+    srv.proc.wait(timeout=15)
+    assert time.monotonic() - start < 5, "the idle connection was closed, not waited for"
