@@ -7,6 +7,9 @@
 #   bench/instructions.sh hello 5000 rwsgi,uwsgi      # the defaults
 #   bench/instructions.sh flask_app 2000              # APP is a file in bench/apps (the Flask
 #                                                     # app is asked for /json)
+#   bench/instructions.sh hello 5000 rwsgi,wheel      # the binary against the pip-installed
+#                                                     # rwsgi in bench/.venv (`bench/.venv/bin/pip
+#                                                     # install dist/rwsgi-*-cp311-*.whl` first)
 #
 # Each contender runs 1x1 (no master) under valgrind on a unix socket in a tmp dir; uwsgi-load sends
 # 1000 warm-up requests, the counters are zeroed, REQUESTS more are sent (4 connections), and the
@@ -27,8 +30,13 @@ die() { echo "instructions.sh: $*" >&2; exit 1; }
 command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"
 command -v callgrind_control >/dev/null || die "callgrind_control is missing (it comes with valgrind)"
 [ -f "$HERE/apps/$APP.py" ] || die "no app $HERE/apps/$APP.py"
-[ -x "$VENV/bin/uwsgi" ] || die "no $VENV/bin/uwsgi: run bench/run.py once to make the venv"
-[ -x "$RWSGI" ] || die "no $RWSGI: cargo build --release"
+case ",$CONTENDERS," in *,uwsgi,*)
+    [ -x "$VENV/bin/uwsgi" ] || die "no $VENV/bin/uwsgi: run bench/run.py once to make the venv" ;;
+esac
+case ",$CONTENDERS," in *,rwsgi,*) [ -x "$RWSGI" ] || die "no $RWSGI: cargo build --release" ;; esac
+case ",$CONTENDERS," in *,wheel,*)
+    [ -x "$VENV/bin/rwsgi" ] || die "no $VENV/bin/rwsgi: install a wheel from scripts/build-wheels.sh into $VENV" ;;
+esac
 [ -x "$LOAD" ] || cargo build --release --manifest-path "$HERE/Cargo.toml" >&2
 
 PATH_ARG=/
@@ -51,7 +59,9 @@ count() {
     case $name in
         rwsgi) cmd=("$RWSGI") ;;
         uwsgi) cmd=("$VENV/bin/uwsgi" --need-app) ;;
-        *) die "unknown contender $name (rwsgi, uwsgi)" ;;
+        # The pip-installed rwsgi runs in $VENV's interpreter; --virtualenv names that same venv.
+        wheel) cmd=("$VENV/bin/rwsgi") ;;
+        *) die "unknown contender $name (rwsgi, uwsgi, wheel)" ;;
     esac
     valgrind --tool=callgrind --callgrind-out-file="$TMP/$name.%p.out" \
         "${cmd[@]}" --socket "$sock" --wsgi-file "$HERE/apps/$APP.py" --processes 1 --threads 1 \
