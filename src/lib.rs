@@ -32,6 +32,7 @@ pub mod start;
 pub mod statics;
 pub mod stats;
 pub mod sys;
+pub mod usignal;
 pub mod worker;
 
 // The pip-installed entry (`maturin build`): the extension module `rwsgi._rwsgi` runs the same

@@ -6,6 +6,8 @@ mod format;
 pub mod master;
 pub mod procname;
 mod settings;
+pub use format::local_clock;
+pub mod logvars;
 
 pub use format::LogFormat;
 pub use settings::{configure, escape_json, Encoder, Options};

@@ -91,6 +91,10 @@ pub struct Scoreboard {
     workers: SharedSlice<WorkerSlot>,
     cores: SharedSlice<CoreSlot>,
     threads: usize,
+    /// `uwsgi`'s signal table, timers and user locks.
+    usignal: SharedSlice<crate::usignal::Area>,
+    /// The sockets `uwsgi.signal` and the master's timers deliver on.
+    hub: crate::usignal::Hub,
 }
 
 /// Epoch microseconds now.
@@ -108,7 +112,39 @@ impl Scoreboard {
             workers: SharedSlice::new(workers)?,
             cores: SharedSlice::new(workers * threads)?,
             threads,
+            usignal: SharedSlice::new(1)?,
+            hub: crate::usignal::Hub::new(workers)?,
         })
+    }
+
+    /// The signal table, timers and user locks of `uwsgi` (see [`crate::usignal`]).
+    pub fn usignal(&self) -> &crate::usignal::Area {
+        &self.usignal[0]
+    }
+
+    /// The sockets signals are delivered on.
+    pub fn hub(&self) -> &crate::usignal::Hub {
+        &self.hub
+    }
+
+    /// Raise uwsgi signal `signum` towards its registered target.
+    pub fn raise_signal(&self, signum: u8) -> Result<(), String> {
+        let alive = |id: usize| self.worker(id).pid.load(Ordering::Relaxed) > 0;
+        let workers = crate::usignal::Workers {
+            count: self.workers.len(),
+            alive: &alive,
+        };
+        crate::usignal::raise(self.usignal(), &self.hub, &workers, signum)
+    }
+
+    /// The master's tick: raise the timers, crons and file monitors that are due.
+    pub fn tick_signals(&self, local_clock: impl Fn(i64) -> Option<crate::usignal::Clock>) {
+        let alive = |id: usize| self.worker(id).pid.load(Ordering::Relaxed) > 0;
+        let workers = crate::usignal::Workers {
+            count: self.workers.len(),
+            alive: &alive,
+        };
+        crate::usignal::tick(self.usignal(), &self.hub, &workers, local_clock);
     }
 
     /// Worker processes the board has room for.

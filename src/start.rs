@@ -124,6 +124,7 @@ fn single_process(config: &Config, listeners: Vec<Listener>) -> Result<(), Strin
     );
     board.spawned(1, std::process::id() as i32);
     python::interpreter::initialize(config)?;
+    python::uwsgi_module::install(config, &board)?;
     let apps = python::load_app(config)?;
     let app = python::App::new(config, apps, board)?;
     tracing::info!(

@@ -20,6 +20,7 @@ pub fn run(
     app: App,
 ) -> Result<(Stop, Vec<Listener>), String> {
     crate::log::procname::name(crate::log::procname::Role::Worker(app.worker_id));
+    python::uwsgi_module::worker_started(app.worker_id);
     let timeouts = Timeouts {
         idle: config.socket_timeout,
         head: config.headers_timeout,
@@ -103,6 +104,7 @@ pub fn run(
         // A thread is stuck (harakiri) or mercy ran out: the process cannot finalize Python.
         _ => Stop::Fast,
     };
+    python::uwsgi_module::worker_stopping();
     Ok((stop, event_loop.into_listeners()))
 }
 

@@ -240,8 +240,8 @@ pub fn load_with_env(
     if let Some(format) = &config.log_format {
         for name in format.unknown_names() {
             warnings.push(format!(
-                "--log-format: %({name}) is no variable rwsgi knows (uWSGI would take it for a \
-                 logvar the app sets): it is logged as -"
+                "--log-format: %({name}) is no built-in variable: it prints the request's \
+                 uwsgi.set_logvar('{name}', ...) value, or - when the app sets none"
             ));
         }
         for name in format.metric_names() {

@@ -190,7 +190,7 @@ impl LogFormat {
                 Chunk::Field(field) => render_field(&mut out, *field, line),
                 Chunk::Var(name) => out.extend_from_slice(request_var(line.vars_block, name)),
                 Chunk::Metric(_) => out.push(b'0'),
-                Chunk::Unknown(_) => {}
+                Chunk::Unknown(name) => super::logvars::render(&mut out, name.as_bytes()),
             }
             if out.len() == start {
                 out.push(b'-');
@@ -298,6 +298,19 @@ fn apache_time(out: &mut Vec<u8>, t: SystemTime) {
     if let Some(tm) = crate::sys::host::local_time(t) {
         write_apache_time(out, &tm);
     }
+}
+
+/// Local time's minute, hour, day of month, month (1-12) and weekday (0 = Sunday) at epoch
+/// second `secs`, for crons.
+pub fn local_clock(secs: i64) -> Option<[i32; 5]> {
+    let secs = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: an all-zero `tm` is a valid value (its zone pointer is null).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return None;
+    }
+    Some([tm.tm_min, tm.tm_hour, tm.tm_mday, tm.tm_mon + 1, tm.tm_wday])
 }
 
 fn write_apache_time(out: &mut Vec<u8>, tm: &libc::tm) {

@@ -125,6 +125,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> 
         None
     } else {
         python::interpreter::initialize(config)?;
+        python::uwsgi_module::install(config, &board)?;
         let apps = python::load_app(config)?;
         python::warn_about_threads();
         Some(App::new(config, apps, board.clone())?)
@@ -221,6 +222,7 @@ impl Master<'_> {
             }
             match self.phase {
                 Phase::Running => {
+                    self.board.tick_signals(crate::log::local_clock);
                     self.respawn_due()?;
                     self.recycle_due()?;
                     self.check_touch_reload()?;
@@ -804,6 +806,7 @@ impl Master<'_> {
         if process::parent_pid() != master_pid {
             process::exit_now(1);
         }
+        python::uwsgi_module::set_worker_id(id);
         let code = match self.child_app() {
             Ok(mut app) => {
                 app.worker_id = id;
@@ -831,6 +834,7 @@ impl Master<'_> {
             return Ok(app);
         }
         let loaded = python::interpreter::initialize(self.config)
+            .and_then(|()| python::uwsgi_module::install(self.config, &self.board))
             .and_then(|()| python::load_app(self.config))
             .and_then(|apps| App::new(self.config, apps, self.board.clone()));
         loaded.map_err(|e| {

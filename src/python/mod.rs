@@ -13,7 +13,9 @@ pub mod input;
 pub mod interpreter;
 pub mod loader;
 pub mod respond;
+pub mod stacks;
 pub mod start_response;
+pub mod uwsgi_module;
 
 use crate::config::Config;
 use crate::scoreboard::Scoreboard;
@@ -197,7 +199,7 @@ pub fn warn_about_threads() {
     if let Some(n) = count.ok().filter(|n| *n > 1) {
         tracing::warn!(
             "the app started {} thread(s) at import; they will not run in the forked workers \
-             (start them after fork, or use --lazy-apps)",
+             (start them again in a uwsgidecorators.postfork hook, or use --lazy-apps)",
             n - 1
         );
     }
@@ -223,6 +225,7 @@ pub use interpreter::fork;
 /// The body of a Python thread: attach once, then serve requests until the worker stops. The
 /// thread detaches only when its next request is not already there (it waits for one).
 pub fn serve(app: Arc<App>, mut acceptor: Acceptor, core: usize) {
+    Python::attach(|py| uwsgi_module::thread_started(py, core));
     // The next pipelined request on a kept-alive HTTP connection, when it is already here.
     let mut pipelined = None;
     Python::attach(|py| loop {

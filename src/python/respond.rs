@@ -43,6 +43,7 @@ pub fn handle(py: Python<'_>, app: &App, job: Job, core: usize) -> Option<KeepAl
         accepted,
         http,
     } = job;
+    crate::log::logvars::clear();
     let conn = Arc::new(conn);
     let body_start = head.body_start();
     let arrived = buf.len() - body_start;

@@ -42,6 +42,22 @@ pub type Wake = Arc<dyn Fn() + Send + Sync>;
 /// An eventfd: a counter a thread can wait on with epoll.
 pub type Notify = crate::sys::event::EventFd;
 
+/// Logs the Python stack of a request the harakiri watchdog gives up on (set by the Python layer).
+type StuckReporter = Box<dyn Fn(usize) + Send + Sync>;
+static STUCK_REPORTER: std::sync::OnceLock<StuckReporter> = std::sync::OnceLock::new();
+
+/// Say how to report a stuck request's thread (once per process).
+pub fn set_stuck_reporter(report: StuckReporter) {
+    let _ = STUCK_REPORTER.set(report);
+}
+
+/// Report the thread of core `core`, whose request ran past `--harakiri` (waits briefly).
+pub fn report_stuck(core: usize) {
+    if let Some(report) = STUCK_REPORTER.get() {
+        report(core);
+    }
+}
+
 /// State the loop and the threads share.
 pub struct Shared {
     /// False once the worker stops taking new connections (a stop signal, or retiring).

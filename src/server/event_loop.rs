@@ -222,6 +222,7 @@ impl EventLoop {
                     "its response was cut"
                 }
             );
+            super::dispatch::report_stuck(*core);
         }
         !overdue.is_empty()
     }
