@@ -187,6 +187,12 @@ pub struct Args {
           value_name = "BOOL", action = ArgAction::Set, value_parser = parse_bool, help_heading = "App")]
     pub gc_freeze: bool,
 
+    /// Development aid (CPython 3.12+): log, once per global, when request code rebinds a
+    /// module global of the app or mutates a module-level dict (the state every thread of a
+    /// worker shares), naming the module, the global and the file:line. Costs about COST_TBD.
+    #[arg(long, help_heading = "App")]
+    pub py_warn_shared_globals: bool,
+
     /// Seconds a request may run before it is answered with an error and its worker recycled.
     #[arg(
         short = 't',
@@ -196,6 +202,10 @@ pub struct Args {
         help_heading = "Processes"
     )]
     pub harakiri: u64,
+
+    /// With --harakiri: log every busy thread's Python stack, not only the stuck one's.
+    #[arg(long, help_heading = "Processes")]
+    pub harakiri_verbose: bool,
 
     /// Recycle a worker after this many requests.
     #[arg(

@@ -26,7 +26,7 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "https", "fastcgi-socket", "protocol", "socket-protocol",
     "shared-socket", 
-    "plugin-dir", "harakiri-verbose", "harakiri-graceful-timeout", "harakiri-graceful-signal",
+    "plugin-dir", "harakiri-graceful-timeout", "harakiri-graceful-signal",
     "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as", "safe-pidfile", "pidfile2",
     "daemonize", "max-vars", "wsgi-env-behavior",
     "wsgi-env-behaviour", "close-on-exec", "catch-exceptions",

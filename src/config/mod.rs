@@ -59,11 +59,15 @@ pub struct Config {
     pub need_app: bool,
     /// `gc.freeze()` in the master before each fork (not with `--lazy-apps`).
     pub gc_freeze: bool,
+    /// `--py-warn-shared-globals`.
+    pub py_warn_shared_globals: bool,
     pub threads: usize,
     pub processes: usize,
     pub master: bool,
     pub lazy_apps: bool,
     pub harakiri: Option<Duration>,
+    /// `--harakiri-verbose`: the harakiri log shows every busy thread's stack.
+    pub harakiri_verbose: bool,
     pub max_requests: u64,
     pub max_requests_delta: u64,
     pub reload_on_rss_mb: u64,
@@ -445,12 +449,14 @@ impl Config {
             env,
             need_app: args.need_app,
             gc_freeze: args.gc_freeze,
+            py_warn_shared_globals: args.py_warn_shared_globals,
             threads: usize::from(args.threads),
             processes,
             // What needs a supervisor turns the master on, as a user of these flags expects.
             master,
             lazy_apps: args.lazy_apps,
             harakiri: secs(args.harakiri),
+            harakiri_verbose: args.harakiri_verbose,
             max_requests: args.max_requests,
             max_requests_delta: args.max_requests_delta,
             reload_on_rss_mb: args.reload_on_rss,
@@ -562,7 +568,8 @@ mod tests {
             "/var/log/app.log",
             "--module",
             "m",
-            "--harakiri-verbose",
+            "--py-tracebacker",
+            "/tmp/tb",
             "--threads",
             "2",
         ])
@@ -704,15 +711,13 @@ mod tests {
         )
         .unwrap();
         let ini = ini.to_string_lossy().into_owned();
-        let args = ["--ini", &ini, "-s", ":1", "-w", "m", "--harakiri-verbose"];
+        let args = ["--ini", &ini, "-s", ":1", "-w", "m", "--reload-on-as"];
         let err = with_env(&args, &[("UWSGI_NOT_AN_OPTION", "1")])
             .err()
             .unwrap()
             .to_string();
         assert!(
-            err.contains(
-                "strict mode: unknown options: --daemonize, --harakiri-verbose, procesess"
-            ),
+            err.contains("strict mode: unknown options: --daemonize, --reload-on-as, procesess"),
             "{err}"
         );
         std::fs::write(&ini, "[uwsgi]\nprocesess = 4\n").unwrap();

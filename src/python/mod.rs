@@ -13,6 +13,7 @@ pub mod input;
 pub mod interpreter;
 pub mod loader;
 pub mod respond;
+pub mod shared_globals;
 pub mod stacks;
 pub mod start_response;
 pub mod uwsgi_module;
@@ -143,6 +144,9 @@ pub fn load_app(config: &Config) -> Result<Vec<(String, Py<PyAny>)>, String> {
                 );
             }
         }
+    }
+    if config.py_warn_shared_globals {
+        shared_globals::watch_app_modules(config.threads);
     }
     Ok(apps)
 }

@@ -43,6 +43,16 @@ def stack_of(ident):
     return _request_of(frame), "".join(traceback.format_stack(frame))
 "#;
 
+/// `--harakiri-verbose`: a harakiri also dumps every other busy thread.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// This worker's board and id, for the verbose dump.
+static WORKER: OnceLock<(Arc<Scoreboard>, usize)> = OnceLock::new();
+
+/// Set `--harakiri-verbose`.
+pub fn set_verbose(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
 /// Each core's Python thread ident.
 static THREADS: Mutex<Vec<(usize, u64)>> = Mutex::new(Vec::new());
 static HELPER_MODULE: OnceLock<Py<PyModule>> = OnceLock::new();
@@ -121,10 +131,17 @@ pub fn report_stuck(core: usize) {
             stack.trim_end()
         ),
         Ok(None) => {}
-        Err(_) => tracing::error!(
-            "HARAKIRI core {core}: no Python stack within {}s (the thread holds the GIL in C code?)",
-            STUCK_WAIT.as_secs()
-        ),
+        Err(_) => {
+            tracing::error!(
+                "HARAKIRI core {core}: no Python stack within {}s (the thread holds the GIL in C \
+                 code?)",
+                STUCK_WAIT.as_secs()
+            );
+            return;
+        }
+    }
+    if let (true, Some((board, worker_id))) = (VERBOSE.load(Ordering::Relaxed), WORKER.get()) {
+        dump_busy(board, *worker_id, "harakiri (--harakiri-verbose)");
     }
 }
 
@@ -165,6 +182,7 @@ pub fn dump_busy(board: &Scoreboard, worker_id: usize, why: &str) {
 
 /// Dump the busy threads on each SIGUSR2 this worker gets, from a thread of its own.
 pub fn watch_usr2(board: Arc<Scoreboard>, worker_id: usize) {
+    let _ = WORKER.set((board.clone(), worker_id));
     let pipe = std::os::unix::net::UnixStream::pair().and_then(|(mut read, write)| {
         signal_hook::low_level::pipe::register(libc::SIGUSR2, write)?;
         std::thread::Builder::new()

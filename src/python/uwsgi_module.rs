@@ -27,6 +27,42 @@ const UWSGI_VERSION: (u32, u32, u32) = (2, 0, 30);
 /// rwsgi's `uwsgidecorators`, compiled in so the standalone binary and a pip install both have it.
 const DECORATORS: &str = include_str!("uwsgidecorators.py");
 
+/// Makes the compiled-in Python modules importable (first on `sys.meta_path`, so rwsgi's
+/// `uwsgidecorators` wins over uWSGI's copy in a venv that has uWSGI installed), loaded only when
+/// imported, with their source in `linecache` for tracebacks.
+const IMPORTER: &str = r#"
+import sys, linecache, importlib.abc, importlib.util
+
+class RwsgiModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self):
+        self.sources = {}
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.sources:
+            return importlib.util.spec_from_loader(name, self, origin=self.filename(name))
+
+    def filename(self, name):
+        return "<rwsgi>/%s.py" % name
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        name = module.__name__
+        filename = self.filename(name)
+        source = self.sources[name]
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module.__file__ = filename
+        exec(compile(source, filename, "exec"), module.__dict__)
+
+_finder = RwsgiModules()
+
+def install(name, source):
+    _finder.sources[name] = source
+    if _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
+"#;
+
 /// How long a worker waits for `uwsgi.atexit` before exiting anyway.
 const ATEXIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -56,9 +92,11 @@ fn state() -> PyResult<&'static State> {
         .ok_or_else(|| PyRuntimeError::new_err("the uwsgi module is not initialised"))
 }
 
-/// Make `import uwsgi` and `import uwsgidecorators` work. Call once per process, after the
+/// Make `import uwsgi` and `import uwsgidecorators` work (the latter loads when imported: it
+/// needs the master, as uWSGI's does). Call once per process, after the
 /// interpreter starts and before the app is imported.
 pub fn install(config: &Config, board: &Arc<Scoreboard>) -> Result<(), String> {
+    super::stacks::set_verbose(config.harakiri_verbose);
     Python::attach(|py| -> PyResult<()> {
         let module = build(py, config)?;
         let modules = py.import("sys")?.getattr("modules")?;
@@ -75,13 +113,13 @@ pub fn install(config: &Config, board: &Arc<Scoreboard>) -> Result<(), String> {
             master_pid,
             module: module.clone().unbind(),
         });
-        let decorators = PyModule::from_code(
+        let importer = PyModule::from_code(
             py,
-            &std::ffi::CString::new(DECORATORS)?,
-            c"uwsgidecorators.py",
-            c"uwsgidecorators",
+            &std::ffi::CString::new(IMPORTER)?,
+            c"<rwsgi-importer>",
+            c"_rwsgi_importer",
         )?;
-        modules.set_item("uwsgidecorators", decorators)?;
+        importer.call_method1("install", ("uwsgidecorators", DECORATORS))?;
         Ok(())
     })
     .map_err(|e| {
@@ -628,6 +666,11 @@ fn user_harakiri_watch() {
 /// In a forked worker: record its id (before a `--lazy-apps` import, so the app sees it).
 pub fn set_worker_id(id: usize) {
     WORKER_ID.store(id, Ordering::Relaxed);
+}
+
+/// Whether the calling thread is a request thread (the shared-globals watcher's test).
+pub fn in_request_thread() -> bool {
+    CORE.with(|c| c.get().is_some())
 }
 
 /// Record which core the calling Python thread serves (once per thread, at its start).
