@@ -204,10 +204,11 @@ mod imp {
                 };
                 (key.clone(), format!("{verb} {}.{key}", watched.module))
             }
-            (None, _) => (
+            (None, CLEARED) => (
                 "*".to_string(),
                 format!("clears the globals of {}", watched.module),
             ),
+            (None, _) => return,
             (Some(global), _) => (
                 global.clone(),
                 format!("mutates the module-level dict {}.{global}", watched.module),

@@ -31,15 +31,18 @@ const DECORATORS: &str = include_str!("uwsgidecorators.py");
 /// `uwsgidecorators` wins over uWSGI's copy in a venv that has uWSGI installed), loaded only when
 /// imported, with their source in `linecache` for tracebacks.
 const IMPORTER: &str = r#"
-import sys, linecache, importlib.abc, importlib.util
+import sys
+from importlib.machinery import ModuleSpec
 
-class RwsgiModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+# No importlib.abc/util: they import much of the standard library (C extensions included) into
+# every process, even one whose app never imports uwsgidecorators.
+class RwsgiModules:
     def __init__(self):
         self.sources = {}
 
     def find_spec(self, name, path=None, target=None):
         if name in self.sources:
-            return importlib.util.spec_from_loader(name, self, origin=self.filename(name))
+            return ModuleSpec(name, self, origin=self.filename(name))
 
     def filename(self, name):
         return "<rwsgi>/%s.py" % name
@@ -48,6 +51,7 @@ class RwsgiModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
+        import linecache
         name = module.__name__
         filename = self.filename(name)
         source = self.sources[name]
@@ -122,9 +126,13 @@ pub fn install(config: &Config, board: &Arc<Scoreboard>) -> Result<(), String> {
         importer.call_method1("install", ("uwsgidecorators", DECORATORS))?;
         Ok(())
     })
-    .map_err(|e| {
+    .or_else(|e| {
+        // Not fatal: only an app that imports uwsgi needs it, and that import says so.
         Python::attach(|py| e.display(py));
-        "cannot install the uwsgi module".to_string()
+        tracing::error!(
+            "cannot install the uwsgi module (traceback above): `import uwsgi` will fail"
+        );
+        Ok(())
     })
 }
 
