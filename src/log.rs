@@ -6,7 +6,6 @@ mod format;
 pub mod master;
 pub mod procname;
 mod settings;
-pub use format::local_clock;
 pub mod logvars;
 
 pub use format::LogFormat;

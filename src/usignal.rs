@@ -415,6 +415,13 @@ pub fn raise(area: &Area, hub: &Hub, workers: &Workers<'_>, signum: u8) -> Resul
 /// Local time's minute, hour, day of month, month (1-12) and weekday (0 = Sunday).
 pub type Clock = [i32; 5];
 
+/// The local [`Clock`] at epoch second `secs` (`localtime_r`).
+pub fn local_clock(secs: i64) -> Option<Clock> {
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
+    let tm = crate::sys::host::local_time(t)?;
+    Some([tm.tm_min, tm.tm_hour, tm.tm_mday, tm.tm_mon + 1, tm.tm_wday])
+}
+
 /// Whether a cron's fields match `now`. `-1` matches anything; `-N` (N > 1) matches values
 /// divisible by N, as uWSGI's cron does.
 pub fn cron_matches(fields: &[i32; 5], now: &Clock) -> bool {

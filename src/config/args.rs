@@ -189,7 +189,8 @@ pub struct Args {
 
     /// Development aid (CPython 3.12+): log, once per global, when request code rebinds a
     /// module global of the app or mutates a module-level dict (the state every thread of a
-    /// worker shares), naming the module, the global and the file:line. Costs about COST_TBD.
+    /// worker shares), naming the module, the global and the file:line. Each write to a watched
+    /// dict runs a callback: for development and staging.
     #[arg(long, help_heading = "App")]
     pub py_warn_shared_globals: bool,
 

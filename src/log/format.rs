@@ -300,19 +300,6 @@ fn apache_time(out: &mut Vec<u8>, t: SystemTime) {
     }
 }
 
-/// Local time's minute, hour, day of month, month (1-12) and weekday (0 = Sunday) at epoch
-/// second `secs`, for crons.
-pub fn local_clock(secs: i64) -> Option<[i32; 5]> {
-    let secs = libc::time_t::try_from(secs).ok()?;
-    // SAFETY: an all-zero `tm` is a valid value (its zone pointer is null).
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return None;
-    }
-    Some([tm.tm_min, tm.tm_hour, tm.tm_mday, tm.tm_mon + 1, tm.tm_wday])
-}
-
 fn write_apache_time(out: &mut Vec<u8>, tm: &libc::tm) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -222,7 +222,7 @@ impl Master<'_> {
             }
             match self.phase {
                 Phase::Running => {
-                    self.board.tick_signals(crate::log::local_clock);
+                    self.board.tick_signals(crate::usignal::local_clock);
                     self.respawn_due()?;
                     self.recycle_due()?;
                     self.check_touch_reload()?;

@@ -92,7 +92,7 @@ mod imp {
     use super::Watched;
     use pyo3::ffi;
     use pyo3::prelude::*;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::os::raw::c_int;
     use std::sync::Mutex;
 
@@ -120,8 +120,11 @@ mod imp {
 
     struct Table {
         dicts: HashMap<usize, Watched>,
-        /// (dict, global) pairs already reported: each is logged once.
-        reported: Vec<(usize, String)>,
+        /// (dict, key object) pairs already reported, checked first so a global reported once
+        /// costs a lookup and no allocation (global names are interned strings).
+        seen: HashSet<(usize, usize)>,
+        /// (dict, global name) pairs already reported: each is logged once.
+        reported: HashSet<(usize, String)>,
         threads: usize,
     }
 
@@ -151,7 +154,8 @@ mod imp {
         );
         *TABLE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Table {
             dicts: table,
-            reported: Vec::new(),
+            seen: HashSet::new(),
+            reported: HashSet::new(),
             threads,
         });
     }
@@ -174,6 +178,29 @@ mod imp {
         }
         if event == CLONED || !super::super::uwsgi_module::in_request_thread() {
             return 0;
+        }
+        {
+            let Ok(mut guard) = TABLE.lock() else {
+                return 0;
+            };
+            let Some(table) = guard.as_mut() else {
+                return 0;
+            };
+            let Some(watched) = table.dicts.get(&(dict as usize)) else {
+                return 0;
+            };
+            // A mutated module-level dict is reported once whatever the key.
+            let id = (
+                dict as usize,
+                if watched.global.is_some() {
+                    0
+                } else {
+                    key as usize
+                },
+            );
+            if !table.seen.insert(id) {
+                return 0;
+            }
         }
         // SAFETY: CPython calls the watcher with the GIL held.
         let py = unsafe { Python::assume_attached() };
@@ -214,10 +241,9 @@ mod imp {
                 format!("mutates the module-level dict {}.{global}", watched.module),
             ),
         };
-        if table.reported.iter().any(|(d, n)| *d == dict && *n == name) {
+        if !table.reported.insert((dict, name)) {
             return;
         }
-        table.reported.push((dict, name));
         let threads = table.threads;
         drop(guard);
         tracing::warn!(

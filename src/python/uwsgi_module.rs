@@ -145,7 +145,10 @@ fn build<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyModule>
     )?;
     m.add("version_info", (a, b, c, 0, "rwsgi"))?;
     m.add("rwsgi_version", env!("CARGO_PKG_VERSION"))?;
-    m.add("hostname", PyBytes::new(py, &hostname()))?;
+    m.add(
+        "hostname",
+        PyBytes::new(py, crate::sys::host::hostname().as_bytes()),
+    )?;
     m.add("numproc", config.processes)?;
     m.add("cores", config.threads)?;
     m.add("buffer_size", config.limits.buffer_size)?;
@@ -184,17 +187,6 @@ fn build<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyModule>
     m.add_function(wrap_pyfunction!(set_user_harakiri, &m)?)?;
     m.add_function(wrap_pyfunction!(module_getattr, &m)?)?;
     Ok(m)
-}
-
-fn hostname() -> Vec<u8> {
-    std::fs::read("/proc/sys/kernel/hostname")
-        .map(|mut h| {
-            while h.last().is_some_and(|b| b.is_ascii_whitespace()) {
-                h.pop();
-            }
-            h
-        })
-        .unwrap_or_default()
 }
 
 /// `uwsgi.opt`: the effective options under uWSGI's names. Values are bytes as uWSGI gives them
