@@ -3,10 +3,10 @@
 //! threads never interleave.
 
 mod format;
+pub mod logvars;
 pub mod master;
 pub mod procname;
 mod settings;
-pub mod logvars;
 
 pub use format::LogFormat;
 pub use settings::{configure, escape_json, Encoder, Options};
