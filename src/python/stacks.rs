@@ -109,40 +109,62 @@ fn stack(py: Python<'_>, core: usize) -> Option<(Option<String>, String)> {
     }
 }
 
-/// Log core `core`'s stack: the harakiri watchdog gave up on its request. Waits at most
-/// [`STUCK_WAIT`] for the GIL.
+/// Dumps started by the harakiri watchdog that the worker waits for before it exits.
+static PENDING: Mutex<Vec<std::sync::mpsc::Receiver<()>>> = Mutex::new(Vec::new());
+
+/// Log core `core`'s stack: the harakiri watchdog gave up on its request. Returns at once (the
+/// event loop must go on and stop accepting); the worker waits for the dump before it exits
+/// ([`wait_for_reports`]).
 pub fn report_stuck(core: usize) {
-    let (done, wait) = std::sync::mpsc::channel();
-    let dump = move || {
-        let text = Python::attach(|py| stack(py, core));
-        let _ = done.send(text);
-    };
-    if std::thread::Builder::new()
-        .name("rwsgi-stack".into())
-        .spawn(dump)
-        .is_err()
-    {
-        return;
+    if let Some(done) = spawn_report(core) {
+        PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(done);
     }
-    match wait.recv_timeout(STUCK_WAIT) {
-        Ok(Some((_, stack))) => tracing::error!(
-            "HARAKIRI core {core} (pid: {}) was here (most recent call last):\n{}",
-            std::process::id(),
-            stack.trim_end()
-        ),
-        Ok(None) => {}
-        Err(_) => {
+}
+
+/// Log core `core`'s stack and wait for it (at most [`STUCK_WAIT`]).
+pub fn report_stuck_and_wait(core: usize) {
+    if let Some(done) = spawn_report(core) {
+        let _ = done.recv_timeout(STUCK_WAIT);
+    }
+}
+
+/// Wait (at most [`STUCK_WAIT`] in all) for the harakiri dumps still being written.
+pub fn wait_for_reports() {
+    let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    let deadline = std::time::Instant::now() + STUCK_WAIT;
+    for done in pending {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if done.recv_timeout(left).is_err() {
             tracing::error!(
-                "HARAKIRI core {core}: no Python stack within {}s (the thread holds the GIL in C \
+                "a harakiri stack dump did not finish within {}s (a thread holds the GIL in C \
                  code?)",
                 STUCK_WAIT.as_secs()
             );
             return;
         }
     }
-    if let (true, Some((board, worker_id))) = (VERBOSE.load(Ordering::Relaxed), WORKER.get()) {
-        dump_busy(board, *worker_id, "harakiri (--harakiri-verbose)");
-    }
+}
+
+fn spawn_report(core: usize) -> Option<std::sync::mpsc::Receiver<()>> {
+    let (done, wait) = std::sync::mpsc::channel();
+    let dump = move || {
+        if let Some((_, stack)) = Python::attach(|py| stack(py, core)) {
+            tracing::error!(
+                "HARAKIRI core {core} (pid: {}) was here (most recent call last):\n{}",
+                std::process::id(),
+                stack.trim_end()
+            );
+        }
+        if let (true, Some((board, worker_id))) = (VERBOSE.load(Ordering::Relaxed), WORKER.get()) {
+            dump_busy(board, *worker_id, "harakiri (--harakiri-verbose)");
+        }
+        let _ = done.send(());
+    };
+    std::thread::Builder::new()
+        .name("rwsgi-stack".into())
+        .spawn(dump)
+        .ok()
+        .map(|_| wait)
 }
 
 /// Log every busy thread's request and stack.

@@ -657,7 +657,7 @@ fn user_harakiri_watch() {
                 WORKER_ID.load(Ordering::Relaxed),
                 std::process::id()
             );
-            super::stacks::report_stuck(core);
+            super::stacks::report_stuck_and_wait(core);
             let _ = signal_hook::low_level::raise(libc::SIGKILL);
         }
     }
@@ -744,6 +744,7 @@ fn signal_thread(rx: std::os::unix::net::UnixDatagram, worker_id: usize) {
 /// The worker stops: run `uwsgi.atexit` (bounded by [`ATEXIT_WAIT`], since a thread stuck in a
 /// request may hold the GIL), and run no more signal handlers.
 pub fn worker_stopping() {
+    super::stacks::wait_for_reports();
     STOPPING.store(true, Ordering::SeqCst);
     let Some(st) = STATE.get() else { return };
     let module = Python::attach(|py| st.module.clone_ref(py));
