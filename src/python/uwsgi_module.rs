@@ -444,11 +444,10 @@ fn get_logvar<'py>(
     Ok(crate::log::logvars::get(&text_or_bytes(key)?).map(|v| PyBytes::new(py, &v)))
 }
 
-/// Name this process as `ps -o comm` and `top` show it (the kernel keeps 15 bytes).
+/// Name this process as `ps` and `top` show it (as `--procname` does).
 #[pyfunction]
 fn setprocname(name: &str) -> PyResult<()> {
-    let short: String = name.chars().take(15).collect();
-    std::fs::write("/proc/self/comm", short.as_bytes())
+    crate::sys::process::set_title(name)
         .map_err(|e| PyRuntimeError::new_err(format!("setprocname: {e}")))
 }
 
