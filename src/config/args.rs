@@ -190,8 +190,9 @@ pub struct Args {
     /// Development aid (CPython 3.12+): log, once per global, when request code rebinds a
     /// module global of the app or mutates a module-level dict (the state every thread of a
     /// worker shares), naming the module, the global and the file:line. For development and
-    /// staging: each write to a watched dict runs a callback, about 90 ns more per write
-    /// (CPython 3.12: 140 -> 230 ns per `X = i`); requests that write none pay nothing measurable.
+    /// staging: each write to a watched dict runs a callback, about 110 ns more per write (CPython
+    /// 3.12: 115-160 -> 220-270 ns per `X = i`, scripts/shared-globals-cost.sh); requests that
+    /// write none pay nothing measurable.
     #[arg(long, help_heading = "App")]
     pub py_warn_shared_globals: bool,
 
