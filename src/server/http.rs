@@ -134,7 +134,7 @@ impl HttpRead {
             peer,
             started: !buf.is_empty(),
             buf,
-            fields: Vec::new(),
+            fields: Vec::with_capacity(16),
             chunked: None,
         }
     }
@@ -259,6 +259,11 @@ impl HttpRead {
         let var_count = crate::protocol::vars::validate(&packet[HEADER_LEN..]).unwrap_or(0);
         packet[1..3].copy_from_slice(&vars_len.to_le_bytes());
         packet.extend_from_slice(body);
+        // The buffer, its capacity kept, carries the next request's bytes: no allocation for the
+        // next read on a kept-alive connection.
+        let rest_start = self.buf.len() - rest.len();
+        self.buf.drain(..rest_start);
+        let leftover = std::mem::take(&mut self.buf);
         let content_length = match head.body {
             BodyKind::Length(n) => n,
             _ => 0,
@@ -269,7 +274,7 @@ impl HttpRead {
                 is_head: head.is_head,
                 keep_alive: head.keep_alive && self.settings.keepalive.is_some(),
             },
-            leftover: rest.to_vec(),
+            leftover,
             settings: self.settings.clone(),
             peer,
         };
