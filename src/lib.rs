@@ -26,6 +26,8 @@ pub mod master;
 pub mod privileges;
 pub mod protocol;
 pub mod python;
+pub mod recycle;
+pub mod request;
 pub mod scoreboard;
 pub mod server;
 pub mod start;

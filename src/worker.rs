@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::python::{self, App};
-use crate::server::dispatch;
+use crate::server::dispatch::{self, InFlight};
 use crate::server::incoming::Timeouts;
 use crate::server::{Acceptor, EventLoop, Listener, Release, Stop};
 use crate::sys::process;
@@ -17,10 +17,13 @@ use std::time::{Duration, Instant};
 pub fn run(
     config: &Config,
     listeners: Vec<Listener>,
-    app: App,
+    mut app: App,
 ) -> Result<(Stop, Vec<Listener>), String> {
     crate::log::procname::name(crate::log::procname::Role::Worker(app.worker_id));
     python::uwsgi_module::worker_started(app.worker_id);
+    // Recycling counts this worker's life from here (the app may have been imported in the
+    // master long before the fork).
+    app.since = Instant::now();
     let timeouts = Timeouts {
         idle: config.socket_timeout,
         head: config.headers_timeout,
@@ -36,7 +39,10 @@ pub fn run(
     watch(&mut event_loop, &[libc::SIGHUP], Stop::Reload)?;
     // Signals that arrived since the fork are delivered now, to these handlers.
     crate::sys::process::unblock_stop_signals();
-    if let (Some(limit), Some(inflight)) = (config.harakiri, &app.inflight) {
+    let inflight = config
+        .harakiri
+        .map(|_| Arc::new(InFlight::new(config.threads)));
+    if let (Some(limit), Some(inflight)) = (config.harakiri, &inflight) {
         event_loop.set_watchdog(inflight.clone(), limit);
     }
 
@@ -45,8 +51,10 @@ pub fn run(
         event_loop.listener_fds(),
         config.limits,
         timeouts,
+        inflight.clone(),
         event_loop.wake_handle(),
         crate::server::http::settings(config),
+        (!config.http.statics.is_empty()).then(|| Arc::new(config.http.statics.clone())),
     )
     .map_err(|e| format!("cannot set up the Python threads' queue: {e}"))?;
     let app = Arc::new(app);
@@ -75,6 +83,36 @@ pub fn run(
         worker.ready.store(0, Ordering::SeqCst);
     }
     worker.accepting.store(0, Ordering::SeqCst);
+    announce(stop, worker);
+    drop(sink);
+    if matches!(stop, Stop::Retire | Stop::Harakiri) && config.master {
+        // Wake the master now (it treats SIGCHLD as "look at the workers") so the successor starts
+        // while this worker finishes, instead of at the master's next tick.
+        let _ = process::kill(process::parent_pid(), libc::SIGCHLD);
+    }
+    let stop = match stop {
+        Stop::Fast => Stop::Fast,
+        _ if wait_for_threads(
+            &threads,
+            inflight.as_deref(),
+            config.harakiri,
+            config.reload_mercy,
+        ) =>
+        {
+            for t in threads {
+                let _ = t.join();
+            }
+            stop
+        }
+        // A thread is stuck (harakiri) or mercy ran out: the process cannot finalize Python.
+        _ => Stop::Fast,
+    };
+    python::uwsgi_module::worker_stopping();
+    Ok((stop, event_loop.into_listeners()))
+}
+
+/// Log why the worker stops, and count a harakiri.
+fn announce(stop: Stop, worker: &crate::scoreboard::WorkerSlot) {
     match stop {
         Stop::Fast => tracing::info!("SIGINT/SIGQUIT received: fast shutdown"),
         Stop::Graceful => {
@@ -87,25 +125,6 @@ pub fn run(
             worker.harakiri_count.fetch_add(1, Ordering::Relaxed);
         }
     }
-    drop(sink);
-    if matches!(stop, Stop::Retire | Stop::Harakiri) && config.master {
-        // Wake the master now (it treats SIGCHLD as "look at the workers") so the successor starts
-        // while this worker finishes, instead of at the master's next tick.
-        let _ = process::kill(process::parent_pid(), libc::SIGCHLD);
-    }
-    let stop = match stop {
-        Stop::Fast => Stop::Fast,
-        _ if wait_for_threads(&threads, &app, config.harakiri, config.reload_mercy) => {
-            for t in threads {
-                let _ = t.join();
-            }
-            stop
-        }
-        // A thread is stuck (harakiri) or mercy ran out: the process cannot finalize Python.
-        _ => Stop::Fast,
-    };
-    python::uwsgi_module::worker_stopping();
-    Ok((stop, event_loop.into_listeners()))
 }
 
 /// What a stopping worker does with its listening sockets. Without a master this process is the
@@ -128,7 +147,7 @@ fn release_at_stop(master: bool, board: &crate::scoreboard::Scoreboard) -> Relea
 /// remain. True when all exited.
 fn wait_for_threads(
     threads: &[JoinHandle<()>],
-    app: &App,
+    inflight: Option<&InFlight>,
     harakiri: Option<Duration>,
     mercy: Duration,
 ) -> bool {
@@ -140,7 +159,7 @@ fn wait_for_threads(
         if running.is_empty() {
             return true;
         }
-        if let (Some(limit), Some(inflight)) = (harakiri, &app.inflight) {
+        if let (Some(limit), Some(inflight)) = (harakiri, inflight) {
             let stuck: Vec<usize> = inflight
                 .overdue(limit)
                 .into_iter()

@@ -3,7 +3,8 @@
 //! too with `--stats-http`). Each connection gets one answer and is closed, from the master's loop.
 
 use crate::config::{Config, SocketSpec};
-use crate::server::{Conn, Listener};
+use crate::request::Conn;
+use crate::server::Listener;
 use crate::stats::http::Route;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};

@@ -12,6 +12,7 @@ use super::{FAILED_APP_CODE, LISTEN_FDS_ENV};
 use crate::config::{Config, SocketSpec};
 use crate::log::statm;
 use crate::python::{self, App};
+use crate::recycle::{self, Policy};
 use crate::scoreboard::Scoreboard;
 use crate::server::{Listener, Stop};
 use crate::stats::http::Route;
@@ -468,7 +469,7 @@ impl Master<'_> {
 
     /// Replace workers that reached a recycling limit, or that stopped accepting on their own.
     fn recycle_due(&mut self) -> Result<(), String> {
-        let c = self.config;
+        let policy = Policy::from_config(self.config);
         for id in 1..=self.slots.len() {
             let slot = self.slots[id - 1];
             if slot.pid == 0 {
@@ -477,28 +478,15 @@ impl Master<'_> {
             let w = self.board.worker(id);
             let reason = if w.accepting.load(Ordering::SeqCst) == 0 {
                 Some(STOPPED_ACCEPTING.to_string())
-            } else if slot.spawned.elapsed() < c.min_worker_lifetime {
-                None
-            } else if c.max_requests > 0
-                && w.delta_requests.load(Ordering::Relaxed)
-                    >= c.max_requests + c.max_requests_delta * id as u64
-            {
-                Some("max-requests reached".to_string())
-            } else if c.reload_on_rss_mb > 0
-                && w.rss.load(Ordering::Relaxed) > c.reload_on_rss_mb << 20
-            {
-                Some(format!(
-                    "rss {}MB over reload-on-rss {}MB",
-                    w.rss.load(Ordering::Relaxed) >> 20,
-                    c.reload_on_rss_mb
-                ))
-            } else if c
-                .max_worker_lifetime
-                .is_some_and(|l| slot.spawned.elapsed() >= l)
-            {
-                Some("max-worker-lifetime reached".to_string())
             } else {
-                None
+                let worker = recycle::Worker {
+                    id,
+                    served: w.delta_requests.load(Ordering::Relaxed),
+                    lived: slot.spawned.elapsed(),
+                };
+                policy
+                    .due(worker, || w.rss.load(Ordering::Relaxed))
+                    .map(|r| r.to_string())
             };
             if let Some(reason) = reason {
                 self.replace(id, &reason)?;

@@ -4,14 +4,12 @@
 //! GIL released, each wait bounded by `--socket-timeout`. A timeout or a client that went away raises
 //! `OSError` with a message saying how much of the body was missing.
 
-use crate::server::Conn;
+use crate::request::Body;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::io;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Bytes read from the socket at a time when looking for a line end.
 const LINE_CHUNK: usize = 64 * 1024;
@@ -19,50 +17,41 @@ const LINE_CHUNK: usize = 64 * 1024;
 /// The body stream of one request.
 #[pyclass(module = "rwsgi", name = "Input")]
 pub struct Input {
-    conn: Arc<Conn>,
+    body: Body,
     /// Body bytes read but not yet handed to the app.
     buf: Vec<u8>,
     pos: usize,
-    /// Body bytes still in the socket.
-    unread: u64,
-    content_length: u64,
-    timeout: Duration,
     /// Set when reading failed: the client is gone or too slow.
     pub(crate) failed: Option<io::ErrorKind>,
 }
 
 impl Input {
-    /// A body of `content_length` bytes whose first bytes (`prefix`, never more than the length)
-    /// already arrived.
-    pub fn new(conn: Arc<Conn>, prefix: Vec<u8>, content_length: u64, timeout: Duration) -> Input {
-        let unread = content_length - prefix.len() as u64;
+    /// A body whose first bytes (`prefix`, never more than its length) already arrived; `body`
+    /// reads the rest.
+    pub fn new(body: Body, prefix: Vec<u8>) -> Input {
         Input {
-            conn,
+            body,
             buf: prefix,
             pos: 0,
-            unread,
-            content_length,
-            timeout,
             failed: None,
         }
     }
 
     /// Body bytes the app has not taken: buffered plus still in the socket.
     fn left(&self) -> u64 {
-        (self.buf.len() - self.pos) as u64 + self.unread
+        (self.buf.len() - self.pos) as u64 + self.body.unread()
     }
 
     /// Body bytes still in the socket (to drain after the response).
     pub fn unread(&self) -> u64 {
-        self.unread
+        self.body.unread()
     }
 
-    fn error(&mut self, py: Python<'_>, e: io::Error) -> PyErr {
-        let _ = py;
+    fn error(&mut self, e: io::Error) -> PyErr {
         self.failed = Some(e.kind());
-        let missing = self.unread;
+        let missing = self.body.unread();
         let what = if e.kind() == io::ErrorKind::TimedOut {
-            format!("timeout after {}s", self.timeout.as_secs())
+            format!("timeout after {}s", self.body.timeout().as_secs())
         } else if e.kind() == io::ErrorKind::UnexpectedEof {
             "client closed the connection".to_string()
         } else {
@@ -70,13 +59,15 @@ impl Input {
         };
         PyOSError::new_err(format!(
             "error reading wsgi.input: {what}; {missing} of {} body bytes (CONTENT_LENGTH) never arrived",
-            self.content_length
+            self.body.content_length()
         ))
     }
 
     /// Read up to `max` body bytes from the socket onto the end of `out`, with the GIL released.
     fn read_socket(&mut self, py: Python<'_>, out: &mut Vec<u8>, max: usize) -> PyResult<usize> {
-        let want = usize::try_from(self.unread).unwrap_or(usize::MAX).min(max);
+        let want = usize::try_from(self.body.unread())
+            .unwrap_or(usize::MAX)
+            .min(max);
         let start = out.len();
         out.resize(start + want, 0);
         let r = self.recv_into(py, &mut out[start..]);
@@ -87,44 +78,17 @@ impl Input {
     /// Read body bytes from the socket into `dst` (at most what the body has left), with the GIL
     /// released. End of stream before the body's end is an error.
     fn recv_into(&mut self, py: Python<'_>, dst: &mut [u8]) -> PyResult<usize> {
-        let want = self.want(dst.len());
-        if want == 0 {
-            return Ok(0);
-        }
-        let (conn, timeout) = (&self.conn, self.timeout);
-        let dst = &mut dst[..want];
-        let r = py.detach(|| conn.read_timeout(dst, timeout));
-        self.received(py, r)
+        let body = &mut self.body;
+        let r = py.detach(|| body.read(dst));
+        r.map_err(|e| self.error(e))
     }
 
     /// [`Input::recv_into`] for memory not initialised yet: the first `n` bytes of `dst` are
     /// initialised when it returns `Ok(n)`.
     fn recv_uninit(&mut self, py: Python<'_>, dst: &mut [MaybeUninit<u8>]) -> PyResult<usize> {
-        let want = self.want(dst.len());
-        if want == 0 {
-            return Ok(0);
-        }
-        let (conn, timeout) = (&self.conn, self.timeout);
-        let dst = &mut dst[..want];
-        let r = py.detach(|| conn.recv_uninit_timeout(dst, timeout));
-        self.received(py, r)
-    }
-
-    /// How many bytes a read into `room` bytes may take: no more than the body has left.
-    fn want(&self, room: usize) -> usize {
-        usize::try_from(self.unread).unwrap_or(usize::MAX).min(room)
-    }
-
-    /// Account for one socket read.
-    fn received(&mut self, py: Python<'_>, r: io::Result<usize>) -> PyResult<usize> {
-        match r {
-            Ok(0) => Err(self.error(py, io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => {
-                self.unread -= n as u64;
-                Ok(n)
-            }
-            Err(e) => Err(self.error(py, e)),
-        }
+        let body = &mut self.body;
+        let r = py.detach(|| body.read_uninit(dst));
+        r.map_err(|e| self.error(e))
     }
 
     /// Take `n` bytes (fewer only at the end of the body) as a new `bytes`, filled in place: the
@@ -172,7 +136,7 @@ impl Input {
             let cut = match end {
                 Some(e) => Some(e.min(limit)),
                 None if window.len() >= limit => Some(limit),
-                None if self.unread == 0 => Some(window.len()),
+                None if self.body.unread() == 0 => Some(window.len()),
                 None => None,
             };
             if let Some(cut) = cut {
@@ -253,6 +217,6 @@ impl Input {
 
     /// The connection's descriptor, as uWSGI's `wsgi.input.fileno()` returns.
     fn fileno(&self) -> i32 {
-        self.conn.fd()
+        self.body.fd()
     }
 }

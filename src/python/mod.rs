@@ -19,9 +19,9 @@ pub mod start_response;
 pub mod uwsgi_module;
 
 use crate::config::Config;
+use crate::recycle::{self, Policy};
+use crate::request::{Next, Source};
 use crate::scoreboard::Scoreboard;
-use crate::server::acceptor::{Acceptor, Next};
-use crate::server::dispatch::InFlight;
 use pyo3::prelude::*;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -44,63 +44,11 @@ pub struct App {
     pub board: Arc<Scoreboard>,
     /// This process's worker id (1-based), set after fork.
     pub worker_id: usize,
-    /// Running requests, for the harakiri watchdog (`None` without `--harakiri`).
-    pub inflight: Option<Arc<InFlight>>,
     pub memory_report: bool,
-    pub recycle: Recycle,
-    /// `--static-map` and friends: files the server sends before any Python runs.
-    pub statics: crate::statics::StaticRules,
-}
-
-/// When a worker retires itself, checked after each request (as uWSGI does), so a limit is never
-/// overshot by more than the requests already in flight.
-#[derive(Debug, Clone)]
-pub struct Recycle {
-    /// `--max-requests`, 0 for none (`--max-requests-delta` × worker id is added after fork).
-    pub max_requests: u64,
-    pub max_requests_delta: u64,
-    /// `--reload-on-rss` in bytes, 0 for none.
-    pub max_rss: u64,
-    pub min_lifetime: Duration,
-    /// When this worker started serving.
+    /// When this worker retires itself.
+    pub recycle: Policy,
+    /// When this worker started serving (for `--min-worker-lifetime`).
     pub since: std::time::Instant,
-}
-
-impl Recycle {
-    fn from_config(config: &Config) -> Recycle {
-        Recycle {
-            max_requests: config.max_requests,
-            max_requests_delta: config.max_requests_delta,
-            max_rss: config.reload_on_rss_mb << 20,
-            min_lifetime: config.min_worker_lifetime,
-            since: std::time::Instant::now(),
-        }
-    }
-
-    /// Why a worker that has served `served` requests should retire now, if it should.
-    fn due(&self, worker_id: usize, served: u64) -> Option<String> {
-        if self.max_requests == 0 && self.max_rss == 0 {
-            return None;
-        }
-        if self.since.elapsed() < self.min_lifetime {
-            return None;
-        }
-        let limit = self.max_requests + self.max_requests_delta * worker_id as u64;
-        if self.max_requests > 0 && served >= limit {
-            return Some(format!("max-requests reached: {served} of {limit}"));
-        }
-        if self.max_rss > 0 {
-            let rss = crate::log::memory_usage().map_or(0, |(_, rss)| rss);
-            if rss > self.max_rss {
-                return Some(format!(
-                    "rss {}MB over reload-on-rss {}MB",
-                    rss >> 20,
-                    self.max_rss >> 20
-                ));
-            }
-        }
-        None
-    }
 }
 
 /// Import the apps (logging the traceback once for each that fails): the default app
@@ -181,12 +129,9 @@ impl App {
                 requests: AtomicU64::new(0),
                 board,
                 worker_id: 1,
-                inflight: config
-                    .harakiri
-                    .map(|_| Arc::new(InFlight::new(config.threads))),
                 memory_report: config.memory_report,
-                recycle: Recycle::from_config(config),
-                statics: config.http.statics.clone(),
+                recycle: Policy::from_config(config),
+                since: std::time::Instant::now(),
             })
         })
         .map_err(|e: PyErr| format!("cannot build the WSGI environ template: {e}"))
@@ -226,62 +171,50 @@ pub fn gc_freeze() {
 
 pub use interpreter::fork;
 
-/// The body of a Python thread: attach once, then serve requests until the worker stops. The
-/// thread detaches only when its next request is not already there (it waits for one).
-pub fn serve(app: Arc<App>, mut acceptor: Acceptor, core: usize) {
+/// The body of a Python thread: attach once, then serve requests from `source` until the worker
+/// stops. The thread detaches only when its next request is not already there (it waits for one).
+pub fn serve<S: Source>(app: Arc<App>, mut source: S, core: usize) {
     Python::attach(|py| uwsgi_module::thread_started(py, core));
-    // The next pipelined request on a kept-alive HTTP connection, when it is already here.
-    let mut pipelined = None;
     Python::attach(|py| loop {
-        let job = match pipelined.take() {
-            Some(job) => job,
-            None => match acceptor.try_next() {
-                Next::Job(job) => job,
-                Next::Done => break,
-                Next::Wait => match py.detach(|| acceptor.wait()) {
-                    Some(job) => job,
-                    None => continue,
-                },
+        let request = match source.try_next() {
+            Next::Request(request) => request,
+            Next::Done => break,
+            Next::Wait => match py.detach(|| source.wait()) {
+                Some(request) => request,
+                None => continue,
             },
         };
-        // A static file is sent without the GIL, and without running any Python.
-        let job = if app.statics.is_empty() {
-            job
-        } else {
-            use crate::server::statics::{serve as serve_static, Served};
-            match py.detach(|| serve_static(&app.statics, job, app.timeout)) {
-                Served::NotStatic(job) => job,
-                Served::Done(kept) => {
-                    pipelined = kept.and_then(|k| acceptor.keep_alive(k));
-                    continue;
-                }
-            }
-        };
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            respond::handle(py, &app, job, core)
+            respond::handle(py, &app, request, core, &mut source);
         }));
-        match served {
-            Ok(Some(kept)) => pipelined = acceptor.keep_alive(kept),
-            Ok(None) => {}
-            Err(_) => {
-                tracing::error!("a request handler panicked on core {core}; the thread goes on")
-            }
+        if served.is_err() {
+            tracing::error!("a request handler panicked on core {core}; the thread goes on");
         }
-        let delta = app
+        if app.recycle.any() {
+            retire_if_due(&app, &source);
+        }
+    });
+}
+
+/// Retire this worker when the recycling policy says so (checked after each request).
+fn retire_if_due<S: Source>(app: &App, source: &S) {
+    let worker = recycle::Worker {
+        id: app.worker_id,
+        served: app
             .board
             .worker(app.worker_id)
             .delta_requests
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(reason) = app.recycle.due(app.worker_id, delta) {
-            let source = acceptor.source();
-            if !source.retire_requested() {
-                tracing::info!(
-                    "...The work of process {} (pid: {}) is done ({reason}). Seeya!",
-                    app.worker_id,
-                    std::process::id()
-                );
-            }
-            source.request_retire();
+            .load(std::sync::atomic::Ordering::Relaxed),
+        lived: app.since.elapsed(),
+    };
+    let rss = || crate::log::memory_usage().map_or(0, |(_, rss)| rss);
+    if let Some(reason) = app.recycle.due(worker, rss) {
+        if source.retire() {
+            tracing::info!(
+                "...The work of process {} (pid: {}) is done ({reason}). Seeya!",
+                app.worker_id,
+                std::process::id()
+            );
         }
-    });
+    }
 }

@@ -220,5 +220,5 @@ pub fn watch_usr2(board: Arc<Scoreboard>, worker_id: usize) {
     if let Err(e) = pipe {
         tracing::warn!("cannot watch SIGUSR2 for stack dumps: {e}");
     }
-    crate::server::dispatch::set_stuck_reporter(Box::new(report_stuck));
+    crate::request::set_stuck_reporter(Box::new(report_stuck));
 }

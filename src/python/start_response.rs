@@ -5,47 +5,66 @@
 //! non-empty body chunk, in one `writev`. Calling again before that replaces the head (as uWSGI
 //! does); after it, only with `exc_info`, which is then re-raised (PEP 3333).
 
-use crate::protocol::http::response::{
-    is_hop_by_hop, plan, push_chunk_size, Exchange, Framing, Plan, CHUNK_END, LAST_CHUNK,
+use crate::request::{
+    check_header, check_status, push_header, push_status_line, ChunkLine, Response,
 };
-use crate::protocol::response::{check_header, check_status, push_header, push_status_line};
-use crate::server::http::HttpSettings;
-use crate::server::Conn;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 use std::borrow::Cow;
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
+
+/// Where the response head is.
+#[derive(Debug)]
+pub enum Head {
+    /// `start_response` has not been called.
+    Unset,
+    /// Called: the encoded head (status line and headers, no blank line) waits for the first body
+    /// bytes. A new call replaces it.
+    Ready {
+        /// The encoded head.
+        head: Vec<u8>,
+        /// What the head says.
+        summary: Summary,
+    },
+    /// On the wire.
+    Sent {
+        /// What the head said.
+        summary: Summary,
+        /// Its size, blank line included.
+        bytes: usize,
+    },
+}
+
+/// What a response head says, as the log and the framing need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// The status code.
+    pub status: u16,
+    /// Header lines.
+    pub headers: usize,
+    /// A `Content-Length` is among them.
+    pub has_length: bool,
+}
+
+impl Summary {
+    /// Whether the status has no body (1xx, 204, 304).
+    fn no_body(&self) -> bool {
+        self.status < 200 || self.status == 204 || self.status == 304
+    }
+}
 
 /// The response of one request as it is being sent.
 #[pyclass(module = "rwsgi", name = "StartResponse")]
 pub struct StartResponse {
-    conn: Arc<Conn>,
-    timeout: Duration,
+    response: Response,
     /// The status line's protocol; the two nginx sends are static, so no allocation per request.
     protocol: Cow<'static, [u8]>,
-    /// Status line and header lines, without the blank line.
-    head: Vec<u8>,
-    pub(crate) status: u16,
-    pub(crate) header_count: usize,
-    pub(crate) has_content_length: bool,
-    pub(crate) head_sent: bool,
-    pub(crate) head_bytes: usize,
+    head: Head,
     pub(crate) body_bytes: u64,
     pub(crate) chunks: u64,
     /// Set when a write failed: the client went away or stopped reading.
     pub(crate) write_failed: Option<io::Error>,
-    /// Set for a request from an `--http-socket`: the server frames the body.
-    http: Option<HttpOut>,
-}
-
-/// The HTTP framing of a response: decided when the head goes out.
-struct HttpOut {
-    exchange: Exchange,
-    settings: Arc<HttpSettings>,
-    plan: Option<Plan>,
 }
 
 /// A `str` as latin-1 bytes, as PEP 3333 requires of status and headers; borrowed from the string
@@ -80,11 +99,11 @@ const ATTACHED_WRITE_MAX: usize = 64 * 1024;
 /// Write `bufs` to the connection. A small response nearly always fits the socket buffer, and one
 /// non-blocking `writev` with the GIL held costs less than handing the GIL to another Python thread
 /// and taking it back; the GIL is released only for a large write or one that must wait.
-fn write_all(py: Python<'_>, conn: &Conn, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
+fn write_all(py: Python<'_>, response: &Response, bufs: &[&[u8]]) -> io::Result<()> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let mut done = 0;
     if total <= ATTACHED_WRITE_MAX {
-        done = conn.write_vectored_now(bufs)?;
+        done = response.write_now(bufs)?;
         if done == total {
             return Ok(());
         }
@@ -97,148 +116,77 @@ fn write_all(py: Python<'_>, conn: &Conn, bufs: &[&[u8]], timeout: Duration) -> 
             rest.push(&buf[skip..]);
         }
     }
-    py.detach(|| conn.write_all_vectored(&rest, timeout))
+    py.detach(|| response.write_all(&rest))
 }
 
 impl StartResponse {
     /// A response for a request that asked with `protocol` (its `SERVER_PROTOCOL`).
-    pub fn new(conn: Arc<Conn>, protocol: &[u8], timeout: Duration) -> StartResponse {
+    pub fn new(response: Response, protocol: &[u8]) -> StartResponse {
+        let protocol = response.status_protocol(protocol);
         StartResponse {
-            conn,
-            timeout,
             protocol: match protocol {
                 b"HTTP/1.1" => Cow::Borrowed(b"HTTP/1.1"),
                 b"HTTP/1.0" => Cow::Borrowed(b"HTTP/1.0"),
                 other => Cow::Owned(other.to_vec()),
             },
-            head: Vec::new(),
-            status: 0,
-            header_count: 0,
-            has_content_length: false,
-            head_sent: false,
-            head_bytes: 0,
+            response,
+            head: Head::Unset,
             body_bytes: 0,
             chunks: 0,
             write_failed: None,
-            http: None,
-        }
-    }
-
-    /// Frame the response for an HTTP client (its version, HEAD, keep-alive).
-    pub fn set_http(&mut self, exchange: Exchange, settings: Arc<HttpSettings>) {
-        // RFC 9110 §2.5: the status line names the server's version, whatever the client's.
-        self.protocol = Cow::Borrowed(b"HTTP/1.1");
-        self.http = Some(HttpOut {
-            exchange,
-            settings,
-            plan: None,
-        });
-    }
-
-    /// Whether the connection may carry the next request: an HTTP response whose framing let the
-    /// client see where it ended.
-    pub fn keep_alive(&self) -> bool {
-        self.http
-            .as_ref()
-            .and_then(|h| h.plan)
-            .is_some_and(|p| p.keep_alive)
-    }
-
-    /// End the body: the last chunk of a chunked response.
-    pub fn finish(&mut self, py: Python<'_>) -> io::Result<()> {
-        let chunked = self.http.as_ref().and_then(|h| h.plan).map(|p| p.framing);
-        if self.head_sent && chunked == Some(Framing::Chunked) && self.write_failed.is_none() {
-            return write_all(py, &self.conn, &[LAST_CHUNK], self.timeout);
-        }
-        Ok(())
-    }
-
-    /// Append the framing and persistence fields and `--add-header` to an HTTP head.
-    fn frame_http_head(&mut self) {
-        let Some(h) = &mut self.http else {
-            return;
-        };
-        let length = self.has_content_length.then_some(0);
-        let p = plan(h.exchange, self.status, length);
-        h.plan = Some(p);
-        if p.framing == Framing::Chunked {
-            self.head
-                .extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        match (h.exchange.version, p.keep_alive) {
-            (crate::protocol::http::Version::Http11, false) => {
-                self.head.extend_from_slice(b"Connection: close\r\n")
-            }
-            (crate::protocol::http::Version::Http10, true) => {
-                self.head.extend_from_slice(b"Connection: keep-alive\r\n")
-            }
-            _ => {}
-        }
-        for (name, value) in &h.settings.add_headers {
-            push_header(&mut self.head, name, value);
-        }
-    }
-
-    /// The bytes of one body write as they go on the wire: `None` when the response has no body.
-    fn http_body<'b>(&self, size_line: &'b mut Vec<u8>, body: &'b [u8]) -> Option<[&'b [u8]; 3]> {
-        match self.http.as_ref().and_then(|h| h.plan).map(|p| p.framing) {
-            Some(Framing::NoBody) => None,
-            Some(Framing::Chunked) if !body.is_empty() => {
-                push_chunk_size(size_line, body.len());
-                Some([&size_line[..], body, CHUNK_END])
-            }
-            _ => Some([&[], body, &[]]),
         }
     }
 
     /// Whether `start_response` has been called.
     pub fn started(&self) -> bool {
-        self.status != 0
+        !matches!(self.head, Head::Unset)
     }
 
-    /// Add `Content-Length` when the whole body is known and the app did not set one, so nginx can
-    /// pass a length to the client instead of chunking.
-    pub fn set_length_if_missing(&mut self, len: u64) {
-        let no_body = self.status < 200 || self.status == 204 || self.status == 304;
-        if self.started() && !self.head_sent && !self.has_content_length && !no_body {
-            push_header(
-                &mut self.head,
-                b"Content-Length",
-                len.to_string().as_bytes(),
-            );
-            self.has_content_length = true;
-            self.header_count += 1;
+    /// What the head says, once `start_response` was called.
+    pub fn summary(&self) -> Option<Summary> {
+        match &self.head {
+            Head::Unset => None,
+            Head::Ready { summary, .. } | Head::Sent { summary, .. } => Some(*summary),
         }
     }
 
-    /// Send the head if it has not gone yet, then `body`, with the GIL released.
+    /// Whether the head is on the wire.
+    pub fn head_sent(&self) -> bool {
+        matches!(self.head, Head::Sent { .. })
+    }
+
+    /// The head's size on the wire (0 before it is sent).
+    pub fn head_bytes(&self) -> usize {
+        match self.head {
+            Head::Sent { bytes, .. } => bytes,
+            _ => 0,
+        }
+    }
+
+    /// The writer (for `sendfile`, the error page and the end of the response).
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+
+    /// Add `Content-Length` when the whole body is known and the app did not set one, so the
+    /// client gets a length instead of a chunked or close-delimited body.
+    pub fn set_length_if_missing(&mut self, len: u64) {
+        if let Head::Ready { head, summary } = &mut self.head {
+            if !summary.has_length && !summary.no_body() {
+                push_header(head, b"Content-Length", len.to_string().as_bytes());
+                summary.has_length = true;
+                summary.headers += 1;
+            }
+        }
+    }
+
+    /// Send the head if it has not gone yet, then `body`, with the GIL released for a large or
+    /// slow write. The head must have been set.
     pub fn send(&mut self, py: Python<'_>, body: &[u8]) -> io::Result<()> {
         if let Some(e) = &self.write_failed {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
-        let result = if self.head_sent && self.http.is_none() {
-            write_all(py, &self.conn, &[body], self.timeout)
-        } else if self.head_sent {
-            let mut size_line = Vec::new();
-            match self.http_body(&mut size_line, body) {
-                Some(parts) => write_all(py, &self.conn, &parts, self.timeout),
-                None => Ok(()),
-            }
-        } else if !self.conn.claim() {
-            Err(io::Error::other(
-                "the request was already answered by the harakiri watchdog",
-            ))
-        } else {
-            self.frame_http_head();
-            self.head.extend_from_slice(b"\r\n");
-            self.head_sent = true;
-            self.head_bytes = self.head.len();
-            let mut size_line = Vec::new();
-            match self.http_body(&mut size_line, body) {
-                Some([a, b, c]) => write_all(py, &self.conn, &[&self.head, a, b, c], self.timeout),
-                None => write_all(py, &self.conn, &[&self.head], self.timeout),
-            }
-        };
+        let result = self.write_head_and(py, body);
         match result {
             Ok(()) => {
                 self.body_bytes += body.len() as u64;
@@ -254,22 +202,52 @@ impl StartResponse {
         }
     }
 
+    fn write_head_and(&mut self, py: Python<'_>, body: &[u8]) -> io::Result<()> {
+        let mut line: ChunkLine = [0; 18];
+        match std::mem::replace(&mut self.head, Head::Unset) {
+            Head::Sent { summary, bytes } => {
+                self.head = Head::Sent { summary, bytes };
+                let (bufs, n) = self.response.framed(&[], body, &mut line);
+                write_all(py, &self.response, &bufs[..n])
+            }
+            Head::Ready { mut head, summary } => {
+                if !self.response.claim() {
+                    self.head = Head::Ready { head, summary };
+                    return Err(io::Error::other(
+                        "the request was already answered by the harakiri watchdog",
+                    ));
+                }
+                self.response
+                    .end_head(&mut head, summary.status, summary.has_length);
+                self.head = Head::Sent {
+                    summary,
+                    bytes: head.len(),
+                };
+                let (bufs, n) = self.response.framed(&head, body, &mut line);
+                write_all(py, &self.response, &bufs[..n])
+            }
+            Head::Unset => Err(io::Error::other(
+                "no response head: start_response not called",
+            )),
+        }
+    }
+
+    /// End the body once the app is done (the last chunk of a chunked response).
+    pub fn end_body(&mut self, py: Python<'_>) -> io::Result<()> {
+        match self.response.trailer() {
+            Some(trailer) if self.head_sent() && self.write_failed.is_none() => {
+                write_all(py, &self.response, &[trailer])
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Send the head now, if it has not gone (for a response whose body goes out by `sendfile`).
     pub fn send_head(&mut self, py: Python<'_>) -> io::Result<()> {
-        if self.head_sent {
+        if self.head_sent() {
             return Ok(());
         }
         self.send(py, &[])
-    }
-
-    /// The connection (for `sendfile`).
-    pub fn conn(&self) -> &Conn {
-        &self.conn
-    }
-
-    /// The `--socket-timeout`.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Check and encode a status and headers into a new head.
@@ -277,7 +255,7 @@ impl StartResponse {
         &self,
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
-    ) -> PyResult<(Vec<u8>, u16, usize, bool)> {
+    ) -> PyResult<(Vec<u8>, Summary)> {
         let status = latin1_bytes(status, "status")?;
         let status = &status[..];
         let code = check_status(status).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -306,14 +284,19 @@ impl StartResponse {
             let name = latin1_bytes(&name, "header name")?;
             let value = latin1_bytes(&value, "header value")?;
             check_header(&name, &value).map_err(|e| PyValueError::new_err(e.to_string()))?;
-            if self.http.is_some() && is_hop_by_hop(&name) {
+            if !self.response.keeps_header(&name) {
                 continue; // framing and persistence are the server's (PEP 3333)
             }
             has_length |= name.eq_ignore_ascii_case(b"content-length");
             push_header(&mut head, &name, &value);
             count += 1;
         }
-        Ok((head, code, count, has_length))
+        let summary = Summary {
+            status: code,
+            headers: count,
+            has_length,
+        };
+        Ok((head, summary))
     }
 }
 
@@ -331,7 +314,7 @@ impl StartResponse {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let mut this = slf.borrow_mut();
-            if this.head_sent {
+            if this.head_sent() {
                 return Err(match exc_info {
                     // PEP 3333: re-raise the app's exception once the head is out.
                     Some(info) => PyErr::from_value(info.get_item(1)?),
@@ -340,11 +323,8 @@ impl StartResponse {
                     ),
                 });
             }
-            let (head, code, count, has_length) = this.encode_head(status, headers)?;
-            this.head = head;
-            this.status = code;
-            this.header_count = count;
-            this.has_content_length = has_length;
+            let (head, summary) = this.encode_head(status, headers)?;
+            this.head = Head::Ready { head, summary };
         }
         slf.getattr(pyo3::intern!(py, "write"))
     }

@@ -27,10 +27,10 @@
 //! A connection whose packet is not complete after the first read goes to the event loop, which
 //! waits for the rest (up to `--socket-timeout`) without holding a thread.
 
-use super::conn::Conn;
 use super::dispatch::{Job, JobSource};
 use super::incoming::{Incoming, Outcome};
 use super::listener::accept_on;
+use crate::request::Conn;
 use crate::sys::event::Epoll;
 use crate::sys::process;
 use crossbeam_channel::TryRecvError;
@@ -122,7 +122,7 @@ pub struct Acceptor {
     lobby: Arc<Lobby>,
     /// This thread's number among the worker's threads.
     id: usize,
-    /// This thread was the leader when it last left [`Acceptor::wait`] (its deputy may have taken
+    /// This thread was the leader when it last left [`Acceptor::wait_for_job`] (its deputy may have taken
     /// the lead since).
     leader: bool,
     /// Where the next accept round starts (fairness between several listeners).
@@ -131,8 +131,15 @@ pub struct Acceptor {
     last_error: Option<Instant>,
     /// The last wait for a packet ran out: skip the wait until a packet arrives whole again.
     grace_spent: bool,
-    /// A connection [`Acceptor::try_next`] accepted whose packet was not there yet.
+    /// A connection [`Acceptor::take`] accepted whose packet was not there yet.
     unfinished: Option<Incoming>,
+    /// The HTTP side of the request this thread serves (see `seam.rs`).
+    pub(super) serving: Option<Box<super::http::HttpJob>>,
+    /// The next request of a kept-alive HTTP connection, already here: served next.
+    pub(super) pipelined: Option<Job>,
+    /// A request that may be for a static file, kept for [`Acceptor::wait_for_job`]'s caller to
+    /// look at detached (see `seam.rs`).
+    pub(super) held: Option<Job>,
 }
 
 /// What one round over the listeners found.
@@ -141,10 +148,11 @@ enum Accepted {
     Nothing,
 }
 
-/// What [`Acceptor::try_next`] found.
-pub enum Next {
+/// What [`Acceptor::take`] found.
+pub enum Taken {
+    /// A request whose head is complete.
     Job(Job),
-    /// Nothing now: call [`Acceptor::wait`].
+    /// Nothing now: call [`Acceptor::wait_for_job`].
     Wait,
     /// The worker is stopping and every request has been taken.
     Done,
@@ -199,6 +207,9 @@ impl Acceptor {
                 last_error: None,
                 grace_spent: false,
                 unfinished: None,
+                serving: None,
+                pipelined: None,
+                held: None,
             })
             .collect())
     }
@@ -208,23 +219,28 @@ impl Acceptor {
         &self.source
     }
 
+    /// This thread's number among the worker's threads (its harakiri slot).
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
     /// The next request if one can be had without waiting: a queued job, or a connection whose
     /// packet is there. A Python thread calls it attached, so under load it goes from one request
     /// to the next without giving up the GIL.
-    pub fn try_next(&mut self) -> Next {
+    pub fn take(&mut self) -> Taken {
         let next = match self.take_queued() {
-            Queued::Job(job) => Next::Job(job),
-            Queued::Closed => Next::Done,
+            Queued::Job(job) => Taken::Job(job),
+            Queued::Closed => Taken::Done,
             Queued::Empty if self.source.accepting() => match self.accept() {
-                Accepted::Job(job) => Next::Job(job),
-                Accepted::Nothing => Next::Wait,
+                Accepted::Job(job) => Taken::Job(job),
+                Accepted::Nothing => Taken::Wait,
             },
-            Queued::Empty => Next::Wait,
+            Queued::Empty => Taken::Wait,
         };
         match next {
-            Next::Job(_) => self.took_job(),
-            Next::Done => self.resign(),
-            Next::Wait => {}
+            Taken::Job(_) => self.took_job(),
+            Taken::Done => self.resign(),
+            Taken::Wait => {}
         }
         next
     }
@@ -287,8 +303,8 @@ impl Acceptor {
         }
     }
 
-    /// Wait until a request may be there (then [`Acceptor::try_next`] again), or finish reading
-    /// the connection `try_next` accepted before its packet was there. Blocks: a Python thread
+    /// Wait until a request may be there (then [`Acceptor::take`] again), or finish reading
+    /// the connection `take` accepted before its packet was there. Blocks: a Python thread
     /// calls it detached.
     ///
     /// A thread woken here takes the GIL before it accepts: while another thread is running
@@ -296,7 +312,7 @@ impl Acceptor {
     /// GIL go (the app waits on I/O, or the switch interval runs out). Accepting first would only
     /// leave the connection waiting for the GIL inside this thread instead of in the backlog, at
     /// the price of a GIL hand-off per request.
-    pub fn wait(&mut self) -> Option<Job> {
+    pub fn wait_for_job(&mut self) -> Option<Job> {
         if let Some(incoming) = self.unfinished.take() {
             let job = self.finish_new(incoming);
             if job.is_some() {
@@ -425,7 +441,7 @@ impl Acceptor {
 
     /// Accept from each listener until one yields a complete request or all are empty. A
     /// connection whose packet is not there yet ends the round: it is kept for
-    /// [`Acceptor::wait`], which waits for it detached.
+    /// [`Acceptor::wait_for_job`], which waits for it detached.
     fn accept(&mut self) -> Accepted {
         let count = self.source.listeners.len();
         for step in 0..count {

@@ -11,10 +11,10 @@
 //! A job owns its connection and the bytes already read, so once a request is dispatched nothing
 //! in the event loop refers to it.
 
-use super::conn::Conn;
 use super::incoming::Incoming;
 use super::incoming::Timeouts;
 use crate::protocol::{Limits, RequestHead};
+use crate::request::Conn;
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::os::fd::RawFd;
@@ -41,22 +41,6 @@ pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// An eventfd: a counter a thread can wait on with epoll.
 pub type Notify = crate::sys::event::EventFd;
-
-/// Logs the Python stack of a request the harakiri watchdog gives up on (set by the Python layer).
-type StuckReporter = Box<dyn Fn(usize) + Send + Sync>;
-static STUCK_REPORTER: std::sync::OnceLock<StuckReporter> = std::sync::OnceLock::new();
-
-/// Say how to report a stuck request's thread (once per process).
-pub fn set_stuck_reporter(report: StuckReporter) {
-    let _ = STUCK_REPORTER.set(report);
-}
-
-/// Report the thread of core `core`, whose request ran past `--harakiri` (waits briefly).
-pub fn report_stuck(core: usize) {
-    if let Some(report) = STUCK_REPORTER.get() {
-        report(core);
-    }
-}
 
 /// State the loop and the threads share.
 pub struct Shared {
@@ -107,6 +91,10 @@ pub struct JobSource {
     pub(crate) timeouts: Timeouts,
     /// The HTTP settings, when some listeners speak HTTP.
     pub(crate) http: Option<Arc<crate::server::http::HttpSettings>>,
+    /// The requests in flight, for the harakiri watchdog (`None` without `--harakiri`).
+    pub(crate) inflight: Option<Arc<InFlight>>,
+    /// `--static-map` and friends (`None` without any): files sent before any Python runs.
+    pub(crate) statics: Option<Arc<crate::statics::StaticRules>>,
 }
 
 /// The queue and the shared state for `threads` Python threads accepting from `listeners`.
@@ -115,8 +103,10 @@ pub fn channel(
     listeners: Vec<RawFd>,
     limits: Limits,
     timeouts: Timeouts,
+    inflight: Option<Arc<InFlight>>,
     wake_loop: Wake,
     http: Option<Arc<crate::server::http::HttpSettings>>,
+    statics: Option<Arc<crate::statics::StaticRules>>,
 ) -> io::Result<(JobSink, Vec<JobSource>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
@@ -138,6 +128,8 @@ pub fn channel(
             limits,
             timeouts,
             http: http.clone(),
+            inflight: inflight.clone(),
+            statics: statics.clone(),
         })
         .collect();
     let sink = JobSink {
@@ -211,12 +203,14 @@ impl JobSource {
     }
 
     /// Stop accepting and ask the loop to end so this worker can be replaced (once; later calls do
-    /// nothing).
-    pub fn request_retire(&self) {
-        if !self.shared.retire.swap(true, Ordering::SeqCst) {
+    /// nothing). True the first time.
+    pub fn request_retire(&self) -> bool {
+        let first = !self.shared.retire.swap(true, Ordering::SeqCst);
+        if first {
             self.shared.stop_accepting();
             (self.shared.wake_loop)();
         }
+        first
     }
 
     /// The listeners and the shared state (for [`crate::server::acceptor::Deafener`]).

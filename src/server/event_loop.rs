@@ -5,13 +5,13 @@
 //! never takes the GIL and never waits on anything but epoll.
 
 use super::acceptor::Deafener;
-use super::conn::Conn;
 use super::dispatch::{InFlight, JobSink, Wake};
 use super::fd_limit;
 use super::incoming::{Incoming, Outcome, Timeouts};
 use super::listener::Listener;
 use crate::protocol::response::simple_response;
 use crate::protocol::Limits;
+use crate::request::Conn;
 use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -222,7 +222,7 @@ impl EventLoop {
                     "its response was cut"
                 }
             );
-            super::dispatch::report_stuck(*core);
+            crate::request::report_stuck(*core);
         }
         !overdue.is_empty()
     }

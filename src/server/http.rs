@@ -12,13 +12,13 @@
 //! passes one; `Expect: 100-continue` is answered as soon as the head is read, when the body has
 //! not arrived with it.
 
-use super::conn::Conn;
 use crate::protocol::header::HEADER_LEN;
 use crate::protocol::http::environ::{encode_vars, ConnInfo};
 use crate::protocol::http::response::{error_response, Exchange, CONTINUE};
 use crate::protocol::http::{parse_head, BodyKind, ChunkedDecoder, Field, Head, HttpError};
 use crate::protocol::http::{Chunk, Limits as HttpLimits};
 use crate::protocol::RequestHead;
+use crate::request::Conn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,8 +38,8 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// `--http-keepalive`: how long an idle connection is kept; `None` closes after a response.
     pub keepalive: Option<Duration>,
-    /// `--add-header`.
-    pub add_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `--add-header` (shared with each response's framing, so no copy per request).
+    pub add_headers: Arc<[(Vec<u8>, Vec<u8>)]>,
 }
 
 /// The HTTP settings from the configuration, when any listener speaks HTTP.
@@ -54,7 +54,7 @@ pub fn settings(config: &crate::config::Config) -> Option<Arc<HttpSettings>> {
             },
             header_timeout: h.timeout,
             keepalive: h.keepalive,
-            add_headers: h.add_headers.clone(),
+            add_headers: h.add_headers.clone().into(),
         })
     })
 }

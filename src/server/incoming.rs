@@ -4,11 +4,11 @@
 //! Both the Python threads (which read a connection right after accepting it) and the event loop
 //! (which keeps the connections whose packet arrived in pieces) use it.
 
-use super::conn::Conn;
 use crate::protocol::response::simple_response;
 use crate::protocol::{
     DecodeError, Limits, Packet, Progress, Reply, RequestHead, RequestReader, PONG,
 };
+use crate::request::Conn;
 use std::io;
 use std::time::{Duration, Instant};
 

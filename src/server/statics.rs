@@ -3,12 +3,12 @@
 //! GIL, before any Python runs. Only `GET` and `HEAD` without a body are looked up; a path that
 //! names no file goes on to the app, as in uWSGI.
 
-use super::conn::Conn;
 use super::dispatch::Job;
 use super::http::KeepAlive;
 use crate::protocol::http::response::error_response;
 use crate::protocol::http::Version;
 use crate::protocol::response::{push_header, push_status_line, status_protocol};
+use crate::request::Conn;
 use crate::statics::{Answer, Conditions, Resolution, StaticRules};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime};
@@ -116,7 +116,7 @@ pub fn serve(rules: &StaticRules, job: Job, timeout: Duration) -> Served {
             (Version::Http10, true) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
             _ => {}
         }
-        for (n, v) in &h.settings.add_headers {
+        for (n, v) in h.settings.add_headers.iter() {
             push_header(&mut head, n, v);
         }
     }
