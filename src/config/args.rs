@@ -26,6 +26,26 @@ pub struct Args {
     #[arg(long, value_name = "FILE[:SECTION]", help_heading = "Config")]
     pub ini: Vec<String>,
 
+    /// Load flags from the uwsgi: mapping of a YAML file (FILE or FILE:section), read as uWSGI
+    /// reads it: keys may repeat; a list gives its key once per item.
+    #[arg(
+        long,
+        visible_alias = "yml",
+        value_name = "FILE[:SECTION]",
+        help_heading = "Config"
+    )]
+    pub yaml: Vec<String>,
+
+    /// Load flags from the "uwsgi" object of a JSON file (FILE or FILE:section); an array gives
+    /// its key once per item.
+    #[arg(
+        long,
+        visible_alias = "js",
+        value_name = "FILE[:SECTION]",
+        help_heading = "Config"
+    )]
+    pub json: Vec<String>,
+
     /// Print the configuration as rwsgi read it (after --ini files, logic and placeholders), as an
     /// ini file, to stderr at start-up.
     #[arg(long, help_heading = "Config")]

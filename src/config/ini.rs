@@ -7,6 +7,7 @@
 //! an option is a placeholder, as is each `set-ph`/`set-placeholder = name=value`; `%(name)` finds
 //! the first option or placeholder of that name anywhere in the assembled configuration.
 
+mod formats;
 mod logic;
 mod magic;
 mod substitute;
@@ -36,7 +37,7 @@ const UWSGI_ONLY_OPTIONS: &[&str] = &[
     "master-fifo", "hook-master-start", "no-orphans", "reuse-port", "so-keepalive", "cpu-affinity",
     "limit-as", "unenv", "import", "pyimport", "shared-import", "spooler", "mule", "cron",
     "attach-daemon", "smart-attach-daemon", "touch-chain-reload", "route",
-    "route-run", "enable-proxy-protocol", "max-fd", "xml", "yaml", "json",
+    "route-run", "enable-proxy-protocol", "max-fd", "xml",
     "include", "inherit", "if-reload", "if-not-reload", "if-plugin", "if-not-plugin",
     "if-hostname-match", "if-not-hostname-match",
 ];
@@ -101,8 +102,13 @@ pub fn expand(
                 text.strip_prefix(&format!("--{flag}=")).map(str::to_string)
             }
         };
-        if let Some(spec) = value_of("ini").or_else(|| (lone_ini && i == 2).then(|| text.clone())) {
-            loader.load(&spec, &mut pieces)?;
+        let lone = (i == 2).then_some(lone_ini).flatten();
+        let file = FORMATS.iter().find_map(|&(flag, format)| {
+            let spec = value_of(flag).or_else(|| (lone == Some(flag)).then(|| text.clone()))?;
+            Some((format, spec))
+        });
+        if let Some((format, spec)) = file {
+            loader.load(format, &spec, &mut pieces)?;
         } else if let Some(v) = value_of("set-ph").or_else(|| value_of("set-placeholder")) {
             pieces.extend(set_placeholder(&v, loader.warnings).map(Piece::Entry));
         } else if cli_key(&text).is_some_and(logic::opens) {
@@ -136,12 +142,50 @@ pub fn expand(
     Ok(Expanded { argv, custom })
 }
 
-/// `rwsgi app.ini`: a lone argument naming an ini file means `--ini app.ini`, as in uWSGI.
-pub fn lone_ini(argv: &[OsString]) -> bool {
-    argv.len() == 2
-        && argv[1]
-            .to_str()
-            .is_some_and(|a| !a.starts_with('-') && (a.ends_with(".ini") || a.contains(".ini:")))
+/// The config file formats, by the flag (or key) that loads one.
+const FORMATS: &[(&str, Format)] = &[
+    ("ini", Format::Ini),
+    ("yaml", Format::Yaml),
+    ("yml", Format::Yaml),
+    ("json", Format::Json),
+    ("js", Format::Json),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Ini,
+    Yaml,
+    Json,
+}
+
+impl Format {
+    fn flag(self) -> &'static str {
+        match self {
+            Format::Ini => "--ini",
+            Format::Yaml => "--yaml",
+            Format::Json => "--json",
+        }
+    }
+}
+
+/// `rwsgi app.ini` (or `app.yaml`, `app.yml`, `app.json`): a lone argument naming a config file
+/// means `--ini app.ini` (`--yaml`, `--json`), as in uWSGI. The flag's name, when it does.
+pub fn lone_ini(argv: &[OsString]) -> Option<&'static str> {
+    let arg = argv.get(1).filter(|_| argv.len() == 2)?.to_str()?;
+    if arg.starts_with('-') {
+        return None;
+    }
+    let file = arg
+        .rsplit_once(':')
+        .map_or(arg, |(f, s)| if s.contains('/') { arg } else { f });
+    [
+        ("ini", ".ini"),
+        ("yaml", ".yaml"),
+        ("yml", ".yml"),
+        ("json", ".json"),
+    ]
+    .into_iter()
+    .find_map(|(flag, ext)| file.ends_with(ext).then_some(flag))
 }
 
 /// Reads ini files, following `ini = ...` lines inside them.
@@ -156,30 +200,45 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn load(&mut self, spec: &str, out: &mut Vec<Piece>) -> Result<(), ConfigError> {
+    fn load(
+        &mut self,
+        format: Format,
+        spec: &str,
+        out: &mut Vec<Piece>,
+    ) -> Result<(), ConfigError> {
         let (path, section) = match spec.rsplit_once(':') {
             Some((p, s)) if !s.contains('/') => (p, if s.is_empty() { "uwsgi" } else { s }),
             _ => (spec, "uwsgi"),
         };
         let path = match (path, &self.last_file) {
             ("", Some(last)) => last.clone(),
-            ("", None) => return Err(ConfigError(format!("--ini {spec}: no ini file read yet"))),
+            ("", None) => {
+                let flag = format.flag();
+                return Err(ConfigError(format!("{flag} {spec}: no file read yet")));
+            }
             (path, _) => path.to_string(),
         };
         if self.depth >= MAX_INCLUDE_DEPTH {
             return Err(ConfigError(format!(
-                "--ini {path}: ini files nested too deep"
+                "{} {path}: config files nested too deep",
+                format.flag()
             )));
         }
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError(format!("--ini {path}: {e}")))?;
+            .map_err(|e| ConfigError(format!("{} {path}: {e}", format.flag())))?;
         self.last_file = Some(path.clone());
         let file = FileInfo::new(&path, section);
         let first = self.first.get_or_insert_with(|| file.clone()).clone();
         let text = magic::expand(text.trim_start_matches('\u{feff}'), &file, &first);
-        let Some(pairs) = parse(&text, section) else {
+        let pairs = match format {
+            Format::Ini => parse(&text, section),
+            Format::Yaml => formats::yaml(&text, section),
+            Format::Json => formats::json(&text, section, &path)?,
+        };
+        let Some(pairs) = pairs else {
             self.warnings.push(format!(
-                "can't find section \"{section}\" in INI configuration file {path}"
+                "can't find section \"{section}\" in {} configuration file {path}",
+                &format.flag()[2..]
             ));
             return Ok(());
         };
@@ -211,10 +270,10 @@ impl Loader<'_> {
         unknown: Kind,
     ) -> Result<(), ConfigError> {
         let Line { key, value, .. } = line;
-        if key == "ini" {
+        if let Some(&(_, format)) = FORMATS.iter().find(|(flag, _)| *flag == key) {
             self.depth += 1;
             let included = substitute(&value, '$', |name| Ok(Some(env_value(name))))?;
-            let loaded = self.load(&included, out);
+            let loaded = self.load(format, &included, out);
             self.depth -= 1;
             loaded?;
         } else if key == "set-ph" || key == "set-placeholder" {

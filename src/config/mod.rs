@@ -201,7 +201,7 @@ pub fn load_with_env(
     let mut warnings = Vec::new();
     let command = Args::command();
     let fail = |kind, message: String| command.clone().error(kind, message);
-    let lone: Option<OsString> = ini::lone_ini(&argv).then(|| "--ini".into());
+    let lone: Option<OsString> = ini::lone_ini(&argv).map(|flag| format!("--{flag}").into());
     let mut argv = argv.into_iter();
     let program = argv.next().into_iter();
     let from_env = env::options(vars, &command);

@@ -299,24 +299,37 @@ fn log_format_keeps_its_variables() {
     assert!(w[0].contains("%(bogus)"), "{w:?}");
 }
 
-/// Each file in tests/ini reads as the flags its `; flags:` line gives (see tests/ini/README.md).
+/// Each file in tests/ini reads as the flags its `; flags:` line gives (`# flags:` in YAML, a
+/// top-level "flags" in JSON; see tests/ini/README.md).
 #[test]
 fn logic_files_read_as_their_flags() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ini");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ini"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "ini" || e == "yaml" || e == "json")
+        })
         .collect();
     files.sort();
-    assert!(files.len() >= 6, "{files:?}");
+    assert!(files.len() >= 8, "{files:?}");
     let dir_text = format!("{}/", dir.to_string_lossy());
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
+        let format = file.extension().unwrap().to_string_lossy().into_owned();
         let header = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("; {name}:")))
-                .unwrap_or_else(|| panic!("{}: no `; {name}:` line", file.display()))
+            let found = if format == "json" {
+                let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+                doc.get(name).and_then(|v| v.as_str()).map(str::to_string)
+            } else {
+                text.lines().find_map(|l| {
+                    let l = l.strip_prefix("; ").or_else(|| l.strip_prefix("# "))?;
+                    l.strip_prefix(&format!("{name}:")).map(str::to_string)
+                })
+            };
+            found
+                .unwrap_or_else(|| panic!("{}: no {name} header", file.display()))
                 .trim()
                 .replace("{dir}", &dir_text)
         };
@@ -332,9 +345,10 @@ fn logic_files_read_as_their_flags() {
         }
         flags.extend(["-w", "m", "--socket", ":1"].map(String::from));
         let path = file.to_string_lossy().into_owned();
-        let from_ini = ["rwsgi", "--ini", &path, "-w", "m", "--socket", ":1"];
+        let flag = format!("--{format}");
+        let from_file = ["rwsgi", &flag, &path, "-w", "m", "--socket", ":1"];
         let (want, _) = load(flags.iter().map(OsString::from).collect()).unwrap();
-        let (got, warnings) = load(from_ini.iter().map(OsString::from).collect()).unwrap();
+        let (got, warnings) = load(from_file.iter().map(OsString::from).collect()).unwrap();
         assert_eq!(
             format!("{got:?}"),
             format!("{want:?}"),
