@@ -2,7 +2,7 @@
 //! through one pipe to a small log process, the only writer of the log. It writes whole lines
 //! (each `write` of up to `PIPE_BUF` bytes into a pipe arrives whole, and a request line or a log
 //! record is one `write`), rotates the file at `--log-maxsize`, and reopens it on `SIGHUP` (sent
-//! at a reload with `--log-reopen`).
+//! at a reload with `--log-reopen`, and by the master FIFO's `l`).
 //!
 //! The log process is forked before Python starts, while the process is single-threaded, and
 //! outlives a reload: the re-executed master finds the pipe again through `RWSGI_LOG_PIPE`. It
@@ -68,6 +68,21 @@ pub fn start(options: &LogMaster) -> std::io::Result<()> {
             std::env::set_var(PIPE_ENV, format!("{fd}:{pid}"));
             Ok(())
         }
+    }
+}
+
+/// The master FIFO's `l`: have the log process reopen the log file (after logrotate moved it).
+pub fn reopen() {
+    match std::env::var(PIPE_ENV).ok().as_deref().and_then(parse_env) {
+        Some((_, pid)) => {
+            tracing::info!("[master-fifo] reopening the log file");
+            if let Err(e) = sys::process::kill(pid, libc::SIGHUP) {
+                tracing::warn!("cannot signal the log process {pid}: {e}");
+            }
+        }
+        None => tracing::warn!(
+            "[master-fifo] l: reopening the log needs --log-master (each process holds the file)"
+        ),
     }
 }
 

@@ -34,6 +34,8 @@ pub enum Command {
     MoreWorkers,
     /// `-`: one worker fewer (adaptive workers).
     FewerWorkers,
+    /// `l`: reopen the log file (with `--log-master`).
+    ReopenLogs,
 }
 
 impl Command {
@@ -50,6 +52,7 @@ impl Command {
             b's' => Command::Stats,
             b'+' => Command::MoreWorkers,
             b'-' => Command::FewerWorkers,
+            b'l' => Command::ReopenLogs,
             _ => return None,
         })
     }

@@ -612,6 +612,7 @@ impl Master<'_> {
                     self.cheap_one("[master-fifo] -");
                 }
             }
+            Command::ReopenLogs => crate::log::master::reopen(),
             _ => tracing::info!("[master-fifo] ignored while stopping"),
         }
     }

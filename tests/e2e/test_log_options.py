@@ -202,3 +202,25 @@ def test_the_log_process_outlives_a_reload(server, tmp_path):
     old = (tmp_path / "moved.log").read_text()
     assert "GET /before" in old and "GET /after" not in old, old
     assert any("GET /after" in l for l in logto.read_text().splitlines()), logto.read_text()
+
+
+def test_the_master_fifo_l_reopens_the_log(server, tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    logto, fifo = tmp_path / "app.log", tmp_path / "app.fifo"
+    srv = server("--wsgi-file", tmp_path / "app.py", "--logto", logto, "--log-master", "--master-fifo", fifo)
+    request(srv, "/before")
+    end = time.monotonic() + 10
+    while not any("GET /before" in l for l in wait_lines(logto, 1, timeout=0.2)):
+        assert time.monotonic() < end, logto.read_text()
+    logto.rename(tmp_path / "moved.log")
+    with open(fifo, "w") as f:
+        f.write("l")
+    end = time.monotonic() + 10
+    while not (tmp_path / "moved.log").read_text().count("reopening the log file"):
+        assert time.monotonic() < end, (tmp_path / "moved.log").read_text()
+        time.sleep(0.05)
+    request(srv, "/after")
+    end = time.monotonic() + 10
+    while not any("GET /after" in l for l in wait_lines(logto, 1, timeout=0.2)):
+        assert time.monotonic() < end, (tmp_path / "moved.log").read_text()
+    assert "GET /after" not in (tmp_path / "moved.log").read_text()
