@@ -5,7 +5,7 @@
 //! [`http_wrap`]'s, for `--stats-http`) to each connection, then closes it.
 //!
 //! The JSON is written by hand: the document is fixed-shape, numbers and a few strings, and a
-//! dependency would buy nothing but a second way to build it. Strings go through [`push_str`].
+//! dependency would buy nothing but a second way to build it. Strings go through `push_str`.
 
 use crate::scoreboard::{CoreSlot, Scoreboard, WorkerSlot};
 use std::fmt::Write;

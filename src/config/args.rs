@@ -1,6 +1,10 @@
 //! The command line, in uWSGI's spellings: every flag a user moving from uWSGI types keeps working.
 //!
 //! These are the raw, typed flags; [`super::Config`] is what the rest of the program sees.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    reason = "the flags' doc comments are clap's --help text, where `[uwsgi]` and `[IPV6]:PORT` are literal"
+)]
 
 use clap::{ArgAction, Parser};
 use std::path::PathBuf;

@@ -59,8 +59,8 @@ pub struct LogArgs {
     #[arg(long, value_name = "BYTES", help_heading = "Monitoring")]
     pub log_maxsize: Option<u64>,
 
-    /// The rotated log file's name (each rotation replaces it, as in uWSGI); without it, FILE.<unix
-    /// time>, never overwriting an earlier one.
+    /// The rotated log file's name (each rotation replaces it, as in uWSGI); without it, FILE.TIME
+    /// (TIME: the unix time of the rotation), never overwriting an earlier one.
     #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
     pub log_backupname: Option<PathBuf>,
 

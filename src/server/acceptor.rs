@@ -11,14 +11,14 @@
 //! accepts, and it stays the leader while it serves: most requests are short, and once it is done
 //! it accepts the next connection itself, exactly as a single-threaded worker would, with no other
 //! thread woken. The leader's deputy checks every millisecond on a leader busy with one request:
-//! once the leader has slept in the kernel (the app waits on I/O) for [`TAKE_OVER_AFTER`], or run
-//! for [`SWITCH_AFTER`] (a long request should not hold up short ones that another thread could
+//! once the leader has slept in the kernel (the app waits on I/O) for `TAKE_OVER_AFTER`, or run
+//! for `SWITCH_AFTER` (a long request should not hold up short ones that another thread could
 //! interleave under the GIL), the deputy takes the lead and accepts the next connection, so
 //! threads still overlap blocking requests. The other idle threads sleep until they are needed as
-//! deputy; the deputy rests too once no request has come for [`DEPUTY_RESTS_AFTER`] polls, so an
+//! deputy; the deputy rests too once no request has come for `DEPUTY_RESTS_AFTER` polls, so an
 //! idle worker makes no wake-ups.
 //!
-//! Once leaders were found asleep in a request twice within [`EAGER_FOR`], the worker turns eager
+//! Once leaders were found asleep in a request twice within `EAGER_FOR`, the worker turns eager
 //! for that long: the leader hands the lead to its deputy as soon as it takes a request, so with
 //! an app that blocks the next connection is accepted at once, as uWSGI's threads do, instead of a
 //! millisecond later. That costs a wake-up per request, which is what the sticky lead saves for

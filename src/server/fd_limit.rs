@@ -46,7 +46,7 @@ pub fn soft_limit() -> Option<u64> {
 }
 
 /// How many half-sent connections a worker may keep under an open-file limit of `limit`: all but
-/// a reserve of an eighth of the limit plus [`RESERVE`], at least 16, at most [`MAX_HALF_SENT`].
+/// a reserve of an eighth of the limit plus `RESERVE`, at least 16, at most [`MAX_HALF_SENT`].
 pub fn half_sent_budget(limit: Option<u64>) -> usize {
     let Some(limit) = limit else {
         return MAX_HALF_SENT;
