@@ -34,9 +34,10 @@ RANKS = {
     "statics": 0,
     # small services every layer may use
     "log": 1,
-    "scoreboard": 1,
     "privileges": 1,
-    # the parsed configuration
+    "usignal": 1,  # uWSGI's signal table, kept in the shared mapping
+    # the shared mapping (scoreboard, signal table) and the parsed configuration
+    "scoreboard": 2,
     "config": 2,
     # the request seam (what server hands to python), policies and the stats renderer
     "request": 3,
