@@ -121,14 +121,14 @@ pub fn report_stuck(core: usize) {
     }
 }
 
-/// Log core `core`'s stack and wait for it (at most [`STUCK_WAIT`]).
+/// Log core `core`'s stack and wait for it (at most `STUCK_WAIT`).
 pub fn report_stuck_and_wait(core: usize) {
     if let Some(done) = spawn_report(core) {
         let _ = done.recv_timeout(STUCK_WAIT);
     }
 }
 
-/// Wait (at most [`STUCK_WAIT`] in all) for the harakiri dumps still being written.
+/// Wait (at most `STUCK_WAIT` in all) for the harakiri dumps still being written.
 pub fn wait_for_reports() {
     let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
     let deadline = std::time::Instant::now() + STUCK_WAIT;

@@ -740,7 +740,7 @@ fn signal_thread(rx: std::os::unix::net::UnixDatagram, worker_id: usize) {
     }
 }
 
-/// The worker stops: run `uwsgi.atexit` (bounded by [`ATEXIT_WAIT`], since a thread stuck in a
+/// The worker stops: run `uwsgi.atexit` (bounded by `ATEXIT_WAIT`, since a thread stuck in a
 /// request may hold the GIL), and run no more signal handlers.
 pub fn worker_stopping() {
     super::stacks::wait_for_reports();
