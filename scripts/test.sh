@@ -69,6 +69,12 @@ step "cargo build --release"
 cargo build --release
 step "cargo test"
 cargo test
+if [ "$(id -u)" = 0 ]; then
+    step "cargo test: the root-only identity tests"
+    cargo test --test privileges -- --include-ignored
+else
+    step "skipped: the root-only identity tests (tests/privileges.rs) need root"
+fi
 
 # -- the pip-installed entry ---------------------------------------------------------
 # tests/e2e/test_wheel.py installs this wheel into a fresh venv and serves Flask from it.
