@@ -58,9 +58,8 @@ RANKS = {
 # Edges that break the design today and are being removed. Each names the issue that removes it; delete
 # the entry when the edge is gone (the check then fails if it comes back).
 KNOWN_EXCEPTIONS = {
-    # issue 10 (layers): python names server internals (Conn, dispatch, acceptor, http, statics) until
-    # the protocol-neutral request seam lands; afterwards python names only `request`.
-    ("python", "server"): "issue 10: the request seam",
+    # Empty since issue 10's request seam landed (python named server internals before it); an entry
+    # looks like: ("python", "server"): "issue 10: the request seam",
 }
 
 # External crates and the only modules that may name them.
