@@ -52,6 +52,13 @@ def raise_after(environ, start_response):
     raise RuntimeError("boom after the first chunk")
 
 
+def raise_after_length(environ, start_response):
+    """Declares 100 bytes, sends 12, then fails."""
+    start_response("200 OK", TEXT + [("Content-Length", "100")])
+    yield b"twelve bytes"
+    raise RuntimeError("boom after 12 of 100 declared bytes")
+
+
 def no_start_response(environ, start_response):
     return [b"no start_response"]
 
@@ -135,6 +142,7 @@ ROUTES = {
     "/hello": hello,
     "/raise": raise_before,
     "/raise-after": raise_after,
+    "/raise-after-length": raise_after_length,
     "/no-start-response": no_start_response,
     "/str-body": str_body,
     "/inject": inject,

@@ -169,9 +169,17 @@ fn describe(head: &crate::protocol::RequestHead, buf: &[u8]) -> String {
     )
 }
 
-/// Whether a response that ended so must be closed with a reset.
+/// Whether a response that ended so must be closed with a reset: only a cut one whose length was
+/// not declared. With a declared length the peer sees the short body at a normal close (nginx
+/// passes the bytes sent on and cuts the client's response); a reset would make it throw them
+/// away. Without one a normal close looks like the end of the body, and only a reset says "cut".
 fn must_reset(end: End) -> bool {
-    matches!(end, End::Cut { .. })
+    matches!(
+        end,
+        End::Cut {
+            length_declared: false
+        }
+    )
 }
 
 /// Close the connection: a FIN normally, a reset when [`must_reset`]. If the app kept a reference
@@ -181,5 +189,22 @@ fn close(conn: Arc<Conn>, end: End) {
         Ok(conn) if must_reset(end) => conn.abort(),
         Ok(conn) => drop(conn),
         Err(shared) => shared.shutdown_both(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_cut_body_of_unknown_length_is_reset() {
+        assert!(!must_reset(End::Complete));
+        assert!(!must_reset(End::Answered));
+        assert!(!must_reset(End::Cut {
+            length_declared: true
+        }));
+        assert!(must_reset(End::Cut {
+            length_declared: false
+        }));
     }
 }

@@ -32,6 +32,33 @@ def test_exception_before_start_response_is_a_500_with_one_traceback(stack, tran
     assert s.get("/hello").body == b"Hello World\n"
 
 
+def test_exception_after_part_of_a_declared_length_keeps_the_bytes_sent(stack):
+    """With a Content-Length the app declared, a plain close is enough for nginx to see the body
+    is short: it passes on the 12 bytes sent and cuts the client's response. A reset (what an
+    unknown length needs) would make nginx throw those bytes away (the client got 0 of 12)."""
+    s = stack("--wsgi-file", BEHAVIOUR)
+    conn = s.nginx.connection(timeout=30)
+    try:
+        conn.request("GET", "/raise-after-length")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Length") == "100"
+        try:
+            body = resp.read()
+            complete = True
+        except http.client.IncompleteRead as err:
+            body = err.partial
+            complete = False
+    finally:
+        conn.close()
+    assert not complete, f"a short body must not look complete (got {body!r})\n{s.diagnostics()}"
+    assert body == b"twelve bytes", (
+        f"the bytes the app sent before failing are lost: got {body!r}\n{s.diagnostics()}"
+    )
+    assert s.server.wait_for_log(r"RuntimeError: boom after 12 of 100"), s.diagnostics()
+    assert s.get("/hello").status == 200
+
+
 def test_exception_after_first_chunk_cuts_the_response_short(stack):
     """Once the head is out a 500 is impossible; the client must still learn the body is cut.
 
