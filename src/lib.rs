@@ -1,24 +1,10 @@
 //! rwsgi: a uwsgi-protocol application server for Python WSGI apps.
 //!
 //! # Layers
-//! `config` turns uWSGI-spelled flags into a [`config::Config`]; `server` (the only module naming
-//! mio) accepts connections and reads request heads; `protocol` (no IO, no Python) decodes them;
-//! `dispatch` hands each complete request to a Python thread; `python` (the only module naming
-//! pyo3) builds the environ, calls the app and writes the response.
-//!
-//! # The path of one request
-//! 1. A Python thread that is free waits in its own epoll set on the listeners (`EPOLLEXCLUSIVE`:
-//!    one waiter is woken per connection) and accepts one connection; a busy thread accepts nothing,
-//!    so the kernel backlog is the queue and busy workers leave connections to free ones.
-//! 2. It reads the connection at once: nginx writes the whole packet right after connecting.
-//!    [`protocol::RequestReader`] answers "need more", a head, or an error; `--buffer-size` is
-//!    checked from the 4-byte header before the vars block is awaited.
-//! 3. A packet still incomplete after a short wait goes to the worker's event loop, which finishes
-//!    reading it without holding a thread and queues it as a [`server::dispatch::Job`] for the next free
-//!    thread. Most requests never cross threads.
-//! 4. The thread, attached to the interpreter for its whole life (it detaches only to wait, accept
-//!    and read), builds the environ from a template, calls the app, and writes the response.
-//! 5. It drains any body the app left unread, closes, and writes the log line.
+//! `protocol` (no IO, no Python) decodes uwsgi packets and HTTP/1.x heads; `server` (the only
+//! module naming mio) owns connections and turns them into [`request::Request`]s; `python` (the
+//! only module naming pyo3) serves them through the [`request`] seam and nothing else; `sys` holds
+//! the raw system calls. ARCHITECTURE.md has the picture and the path of one request.
 
 pub mod config;
 pub mod log;
