@@ -422,6 +422,17 @@ def gone(pid):
         return True
 
 
+def children(pid):
+    """The live child pids of `pid`, from /proc/<pid>/task/*/children."""
+    kids = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return {k for k in kids if not gone(k)}
+
+
 def read_stats(port, deadline_s=10.0):
     """The stats server's JSON document (it writes it and closes); retried until it parses."""
     end = time.monotonic() + deadline_s

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, example, free_port, gone, http_request, read_stats, stop_process, tail, virtualenv_path
+from harness import REPO, children, example, free_port, gone, http_request, read_stats, stop_process, tail, virtualenv_path
 
 BEHAVIOUR = example("behaviour.py")
 
@@ -45,17 +45,6 @@ def wait_gone(pid, timeout):
             return False
         time.sleep(0.02)
     return True
-
-
-def children(pid):
-    """The live child pids of `pid`, from /proc/<pid>/task/*/children."""
-    kids = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return {k for k in kids if not gone(k)}
 
 
 def wait_children(pid, count, timeout=10.0):

@@ -24,23 +24,13 @@ from pathlib import Path
 import pytest
 
 import uwsgi_wire as wire
-from harness import example, gone
+from harness import children, example
 
 BEHAVIOUR = example("behaviour.py")
 HELLO = example("hello.py")
 
 # A request head nobody would finish in time at a byte a second.
 SLOW_PACKET = wire.packet(wire.request_vars("GET", "/hello"))
-
-
-def children(pid):
-    kids = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return {k for k in kids if not gone(k)}
 
 
 def wait_children(pid, count, timeout=10.0):
