@@ -36,35 +36,55 @@ pub fn init() {
 pub struct RequestLine<'a> {
     /// The app's index (`None`, printed as -1 as uWSGI does, when no app took the request).
     pub app: Option<usize>,
+    /// Requests this worker process has finished, this one included (`req: N/...`).
     pub worker_requests: u64,
+    /// Requests every worker has finished, this one included (`req: .../N`).
     pub total_requests: u64,
+    /// `REMOTE_ADDR` as the peer sent it (empty when absent).
     pub remote_addr: &'a [u8],
     /// Keys plus values in the vars block.
     pub var_count: usize,
+    /// Size of the vars block in bytes (`%(pktsize)`).
     pub vars_bytes: usize,
+    /// Wall-clock time of the accept, printed in `ctime(3)` form.
     pub started: SystemTime,
+    /// `REQUEST_METHOD`.
     pub method: &'a [u8],
+    /// `REQUEST_URI`, or `PATH_INFO?QUERY_STRING` when the peer sent no `REQUEST_URI`.
     pub uri: &'a [u8],
+    /// Response body bytes sent (the head not counted).
     pub body_bytes: u64,
     /// Time from accept to the end of the response.
     pub micros: u128,
+    /// The body went out with `sendfile(2)` (`wsgi.file_wrapper` on a real file).
     pub sendfile: bool,
+    /// `SERVER_PROTOCOL` (empty when absent).
     pub protocol: &'a [u8],
+    /// The response status; 0 when no response was started.
     pub status: u16,
+    /// Header lines in the response head.
     pub header_count: usize,
+    /// Bytes of the response head, status line included.
     pub head_bytes: usize,
+    /// Writes of body chunks: uWSGI's "switches" counter.
     pub switches: u64,
+    /// The Python thread (uWSGI's "core") of this worker that served the request.
     pub core: usize,
     /// Address space and RSS in bytes, with `--memory-report`.
     pub memory: Option<(u64, u64)>,
+    /// The worker's id (1-based), for `%(wid)`.
     pub worker_id: usize,
+    /// The request packet's `modifier1`.
     pub modifier1: u8,
+    /// The request packet's `modifier2`.
     pub modifier2: u8,
+    /// The request's `CONTENT_LENGTH` (0 when absent), for `%(cl)`.
     pub content_length: u64,
     /// The request's raw vars block, searched only when a `--log-format` variable needs a var.
     pub vars_block: &'a [u8],
     /// Writing the response failed (the client went away); reading the body failed.
     pub write_error: bool,
+    /// Reading the request body failed (the client went away or was too slow).
     pub read_error: bool,
 }
 

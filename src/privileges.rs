@@ -14,9 +14,11 @@ use std::path::Path;
 /// A user from the password database, or just a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The numeric user id.
     pub uid: libc::uid_t,
     /// The primary group, when the user is in the database.
     pub gid: Option<libc::gid_t>,
+    /// The login name, when the user is in the database (for `initgroups(3)`).
     pub name: Option<CString>,
 }
 

@@ -24,6 +24,7 @@ pub struct Totals {
 #[repr(C)]
 #[derive(Default)]
 pub struct WorkerSlot {
+    /// The worker's process id; 0 when no process holds the slot.
     pub pid: AtomicI32,
     /// 1 while the worker accepts connections, 0 while it stops or is being replaced.
     pub accepting: AtomicU32,
@@ -34,8 +35,11 @@ pub struct WorkerSlot {
     pub requests: AtomicU64,
     /// Requests served since the last spawn.
     pub delta_requests: AtomicU64,
+    /// Requests whose app raised (or broke the WSGI contract).
     pub exceptions: AtomicU64,
+    /// Times a request of this worker ran past `--harakiri`.
     pub harakiri_count: AtomicU64,
+    /// Times this worker id has been forked again.
     pub respawn_count: AtomicU64,
     /// Epoch seconds of the last spawn.
     pub last_spawn: AtomicU64,
@@ -43,7 +47,9 @@ pub struct WorkerSlot {
     pub tx: AtomicU64,
     /// Microseconds spent serving requests.
     pub running_time: AtomicU64,
+    /// Resident set size in bytes after the last request, with `--memory-report`.
     pub rss: AtomicU64,
+    /// Address space in bytes after the last request, with `--memory-report`.
     pub vsz: AtomicU64,
     /// Requests by status class: 1xx, 2xx, 3xx, 4xx, 5xx, anything else.
     pub status_classes: [AtomicU64; 6],
@@ -78,10 +84,14 @@ impl WorkerSlot {
 #[repr(C)]
 #[derive(Default)]
 pub struct CoreSlot {
+    /// Requests this thread has finished.
     pub requests: AtomicU64,
     /// Epoch microseconds when the running request started; 0 when idle.
     pub request_start: AtomicU64,
+    /// Responses cut short because writing to the client failed.
     pub write_errors: AtomicU64,
+    /// uWSGI's per-core read error count, kept for the stats layout: rwsgi counts none yet,
+    /// so it reads 0.
     pub read_errors: AtomicU64,
 }
 

@@ -32,9 +32,13 @@ pub struct SocketInfo {
 
 /// Everything one stats document is made from.
 pub struct Snapshot<'a> {
+    /// The shared counters of the master, the workers and their threads.
     pub board: &'a Scoreboard,
+    /// The listeners, with their accept queue lengths.
     pub sockets: &'a [SocketInfo],
+    /// The master's process id.
     pub master_pid: i32,
+    /// The master's working directory.
     pub cwd: String,
     /// `--memory-report`: without it `rss` and `vsz` read 0, as in uWSGI.
     pub memory_report: bool,

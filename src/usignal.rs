@@ -73,7 +73,12 @@ impl Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
     /// Every `secs` seconds (`add_timer`, and `add_rb_timer` with `iterations`, 0 for ever).
-    Every { secs: u32, iterations: u32 },
+    Every {
+        /// The period in seconds.
+        secs: u32,
+        /// How many times it fires before it stops; 0 for ever.
+        iterations: u32,
+    },
     /// `add_cron(signum, minute, hour, day, month, weekday)`: -1 is "any", -N is "every N".
     Cron([i32; 5]),
     /// `add_file_monitor`: raised when the path's modification time changes.
@@ -197,12 +202,14 @@ impl UserLock {
         }
     }
 
+    /// Release the lock (whoever holds it: `uwsgi.unlock()` trusts the app).
     pub fn unlock(&self) {
         self.owner_pid.store(0, Ordering::Relaxed);
         self.owner_thread.store(0, Ordering::Relaxed);
         self.state.store(0, Ordering::Release);
     }
 
+    /// Whether some thread of any process holds the lock.
     pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Acquire) != 0
     }
@@ -347,6 +354,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// One socket pair for each of `workers` worker ids.
     pub fn new(workers: usize) -> std::io::Result<Hub> {
         let pairs = (0..workers)
             .map(|_| {
@@ -379,7 +387,9 @@ impl Hub {
 
 /// The worker slots: how many, and which have a process now.
 pub struct Workers<'a> {
+    /// How many worker ids there are (ids run from 1 to `count`).
     pub count: usize,
+    /// Whether worker `id` has a running process.
     pub alive: &'a dyn Fn(usize) -> bool,
 }
 

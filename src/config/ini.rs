@@ -63,7 +63,9 @@ enum Kind {
 
 /// An expanded command line, and the keys of files that are no option (for `strict`).
 pub struct Expanded {
+    /// The command line, each `--ini` (and `--yaml`, `--json`) replaced by its entries.
     pub argv: Vec<OsString>,
+    /// Keys of the files that are no option (placeholders only), for `--strict` to name.
     pub custom: Vec<String>,
 }
 

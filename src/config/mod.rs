@@ -25,66 +25,116 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppSpec {
     /// `--wsgi-file FILE`: run the file as a module and take `callable` from it.
-    File { path: PathBuf, callable: String },
+    File {
+        /// The file, as given (relative to `--chdir`).
+        path: PathBuf,
+        /// The name of the WSGI callable in it (`--callable`, `application` by default).
+        callable: String,
+    },
     /// `--module pkg.mod[:callable]`.
-    Module { module: String, callable: String },
+    Module {
+        /// The dotted module name.
+        module: String,
+        /// The name of the WSGI callable in it (after `:`, else `--callable`).
+        callable: String,
+    },
 }
 
 /// The validated configuration every layer reads.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The `--socket` listeners (uwsgi protocol), then the `--http-socket` ones, in flag order.
     pub sockets: Vec<SocketSpec>,
     /// `--http-socket` and the other HTTP and static-file flags; `sockets` ends with the HTTP ones.
     pub http: http::HttpConfig,
+    /// `--listen`: the backlog every listener is bound with (at least 1).
     pub listen: i32,
+    /// `--chmod-socket`: the mode given to unix sockets after binding.
     pub chmod_socket: Option<u32>,
     /// `--chown-socket USER[:GROUP]`, as given.
     pub chown_socket: Option<String>,
+    /// `--vacuum`: remove the unix sockets and the pidfile at exit.
     pub vacuum: bool,
+    /// `--socket-timeout`: how long a connection may stay silent while its request is read or
+    /// its response written (at least one second).
     pub socket_timeout: Duration,
     /// `--headers-timeout`: the whole request head, from accept.
     pub headers_timeout: Duration,
     /// `--max-fd`: the open-file limit to set at start-up.
     pub max_fd: Option<u64>,
+    /// `--buffer-size`, `--limit-post` and `--post-buffering`: what the decoder accepts.
     pub limits: Limits,
+    /// `--trust-forwarded-headers`: `X-Forwarded-Proto`/`X-Forwarded-Ssl` may set
+    /// `wsgi.url_scheme`.
     pub trust_forwarded: bool,
+    /// The default app (`--wsgi-file` or `--module`), mounted at `''`; `None` when only
+    /// `--mount`s are given or `--need-app=false`.
     pub app: Option<AppSpec>,
     /// `--mount`: apps at URL prefixes (mountpoints without a trailing slash).
     pub mounts: Vec<(String, AppSpec)>,
+    /// `--manage-script-name`: route by the longest mountpoint `PATH_INFO` starts with and move
+    /// that prefix into `SCRIPT_NAME`.
     pub manage_script_name: bool,
+    /// `--chdir`: the directory changed into before the app is imported.
     pub chdir: Option<PathBuf>,
+    /// `--pythonpath`: directories put on `sys.path`, in flag order.
     pub pythonpath: Vec<PathBuf>,
+    /// `--virtualenv`, or `$VIRTUAL_ENV` when the flag is absent: whose `site-packages` to use.
     pub virtualenv: Option<PathBuf>,
+    /// `--env KEY=VALUE` pairs, set in the process environment before the app loads.
     pub env: Vec<(String, String)>,
+    /// `--need-app`: exit when no app can be imported (true), or serve 500s instead (false).
     pub need_app: bool,
     /// `gc.freeze()` in the master before each fork (not with `--lazy-apps`).
     pub gc_freeze: bool,
     /// `--py-warn-shared-globals`.
     pub py_warn_shared_globals: bool,
+    /// `--threads`: Python threads serving requests in each worker.
     pub threads: usize,
+    /// `--processes`/`--workers`: the most worker processes (all of them without `--cheaper`).
     pub processes: usize,
+    /// Whether a master supervises the workers: `--master`, or implied by a flag only a
+    /// supervisor can honour (several workers, harakiri, recycling, stats, ...).
     pub master: bool,
+    /// `--lazy-apps`: import the app in each worker after fork rather than once in the master.
     pub lazy_apps: bool,
+    /// `--harakiri`: a request running longer is answered with an error and its worker recycled.
     pub harakiri: Option<Duration>,
     /// `--harakiri-verbose`: the harakiri log shows every busy thread's stack.
     pub harakiri_verbose: bool,
+    /// `--max-requests`: a worker retires after this many requests (0: never).
     pub max_requests: u64,
+    /// `--max-requests-delta`: up to this many more requests per worker id, so workers do not all
+    /// retire at once.
     pub max_requests_delta: u64,
+    /// `--reload-on-rss`: a worker whose RSS is over this many megabytes after a request
+    /// retires (0: never).
     pub reload_on_rss_mb: u64,
+    /// `--max-worker-lifetime`: a worker retires after living this long.
     pub max_worker_lifetime: Option<Duration>,
+    /// `--min-worker-lifetime`: no recycling rule retires a worker younger than this.
     pub min_worker_lifetime: Duration,
+    /// `--reload-mercy`: how long in-flight requests may run on at shutdown or reload.
     pub reload_mercy: Duration,
+    /// `--pidfile`: where the master writes its pid.
     pub pidfile: Option<PathBuf>,
     /// `--uid` and `--gid`, as given (names or numbers).
     pub uid: Option<String>,
+    /// `--gid`, as given (a name or a number); see `uid`.
     pub gid: Option<String>,
     /// `--logto` (opened at start) and `--logto2` (opened after dropping privileges).
     pub logto: Option<PathBuf>,
+    /// `--logto2`: the log file opened as the `--uid`/`--gid` user; see `logto`.
     pub logto2: Option<PathBuf>,
+    /// `--touch-reload`: files whose modification time, when it changes, reloads the workers.
     pub touch_reload: Vec<PathBuf>,
+    /// `--stats`: the address (HOST:PORT or a unix path) serving uwsgitop's JSON.
     pub stats: Option<String>,
+    /// `--stats-http`: answer the stats socket with an HTTP response around the JSON.
     pub stats_http: bool,
+    /// `--memory-report`: RSS and address space in the request log and the stats.
     pub memory_report: bool,
+    /// Which requests get a log line (`--disable-logging` and its exceptions).
     pub logging: LogRules,
     /// `--log-date`, `--log-encoder`, `--req-logger`, ...
     pub log_options: crate::log::Options,
@@ -151,10 +201,15 @@ fn parse_mount(spec: &str, callable: &str) -> Result<(String, AppSpec), ConfigEr
 pub struct LogRules {
     /// Every request (no `--disable-logging`).
     pub all: bool,
+    /// `--log-4xx`: log requests answered 4xx even when `all` is off.
     pub status_4xx: bool,
+    /// `--log-5xx`: log requests answered 5xx even when `all` is off.
     pub status_5xx: bool,
+    /// `--log-slow`: log requests that took longer than this many milliseconds.
     pub slower_than_ms: Option<u64>,
+    /// `--log-big`: log responses whose body is larger than this many bytes.
     pub bigger_than: Option<u64>,
+    /// `--log-zero`: log responses without a body.
     pub empty_body: bool,
 }
 

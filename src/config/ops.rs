@@ -135,22 +135,35 @@ pub struct OpsArgs {
 /// Which cheaper algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheaperAlgo {
+    /// `spare`: add workers while every running one is busy, retire one while none is.
     Spare,
+    /// `backlog`: add workers when more than `--cheaper-overload` connections wait in the
+    /// accept queue.
     Backlog,
+    /// `busyness`: add or retire workers by the average share of busy threads over a period.
     Busyness,
 }
 
 /// Adaptive workers, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheaperSpec {
+    /// `--cheaper-algo`: how load is judged.
     pub algo: CheaperAlgo,
     /// The fewest workers (`--cheaper`); `--workers` is the most.
     pub min: usize,
+    /// `--cheaper-initial`: workers started at first, between `min` and `--workers`.
     pub initial: usize,
+    /// `--cheaper-step`: workers added at once under load (at least 1).
     pub step: usize,
+    /// `--cheaper-overload` (at least 1): seconds of overload or idleness before acting; for
+    /// `backlog` the queue length that is overload; for `busyness` the averaging period.
     pub overload: u64,
+    /// `--cheaper-busyness-max`: `busyness` adds workers above this percentage of busy threads.
     pub busyness_max: u64,
+    /// `--cheaper-busyness-min`: `busyness` retires a worker below this percentage of busy
+    /// threads...
     pub busyness_min: u64,
+    /// `--cheaper-busyness-multiplier`: ...once it has stayed below for this many periods.
     pub busyness_multiplier: u64,
 }
 
@@ -253,6 +266,8 @@ fn split_unescaped(value: &str) -> Vec<String> {
 pub struct Ops {
     /// `--master-fifo`: uWSGI reads the first one; rwsgi too.
     pub master_fifo: Option<PathBuf>,
+    /// `--touch-chain-reload`: files whose modification time, when it changes, replaces the
+    /// workers one at a time.
     pub touch_chain_reload: Vec<PathBuf>,
     /// `--metrics ADDR`.
     pub metrics: Option<String>,

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 /// One address to listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SocketSpec {
+    /// `HOST:PORT`, `:PORT` (every IPv4 interface) or `[IPV6]:PORT`, resolved at parse time.
     Tcp(SocketAddr),
+    /// A unix socket path on the filesystem.
     Unix(PathBuf),
     /// A Linux abstract-namespace unix socket (`@name`).
     Abstract(String),

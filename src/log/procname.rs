@@ -20,8 +20,11 @@ pub struct Procname {
 /// Which process is being named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// The master process (`--procname-master`).
     Master,
+    /// Worker process `N` (1-based id).
     Worker(usize),
+    /// The log process (`--log-master`).
     Log,
 }
 

@@ -7,25 +7,59 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// The header announces a vars block larger than `--buffer-size`.
-    BlockTooLarge { size: usize, max: usize },
+    BlockTooLarge {
+        /// The announced size.
+        size: usize,
+        /// `--buffer-size`.
+        max: usize,
+    },
     /// The first bytes are an HTTP request line: someone spoke HTTP to the uwsgi socket.
-    HttpOnUwsgiSocket { size: usize, max: usize },
+    HttpOnUwsgiSocket {
+        /// The size the HTTP bytes read as, taken for a uwsgi header.
+        size: usize,
+        /// `--buffer-size`.
+        max: usize,
+    },
     /// A header with `datasize` 0 on a request modifier.
     EmptyRequest,
     /// A key length of zero inside the vars block.
-    NullKey { offset: usize },
+    NullKey {
+        /// Where the key length sits in the vars block.
+        offset: usize,
+    },
     /// A key or value length runs past the end of the vars block.
-    Overrun { offset: usize },
+    Overrun {
+        /// Where the offending length prefix sits in the vars block.
+        offset: usize,
+    },
     /// One or two bytes are left at the end of the block: too few for another length prefix.
-    TrailingBytes { offset: usize },
+    TrailingBytes {
+        /// Where the left-over bytes start in the vars block.
+        offset: usize,
+    },
     /// `modifier1` names a plugin rwsgi does not implement.
-    UnknownModifier { modifier1: u8, modifier2: u8 },
+    UnknownModifier {
+        /// The header's `modifier1`.
+        modifier1: u8,
+        /// The header's `modifier2`.
+        modifier2: u8,
+    },
     /// `CONTENT_LENGTH` is neither empty nor a decimal number that fits in 64 bits.
     BadContentLength,
     /// `CONTENT_LENGTH` exceeds `--limit-post`.
-    BodyTooLarge { length: u64, max: u64 },
+    BodyTooLarge {
+        /// The announced `CONTENT_LENGTH`.
+        length: u64,
+        /// `--limit-post`.
+        max: u64,
+    },
     /// The peer closed the stream before a whole packet arrived.
-    Truncated { have: usize, need: usize },
+    Truncated {
+        /// Bytes that arrived.
+        have: usize,
+        /// Bytes the packet needed (header, vars block and preread body).
+        need: usize,
+    },
 }
 
 /// What the peer gets after a [`DecodeError`].

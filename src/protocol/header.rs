@@ -16,9 +16,11 @@ pub const MODIFIER_PING: u8 = 100;
 /// A decoded packet header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Which plugin serves the packet: [`MODIFIER_WSGI`] for a request, [`MODIFIER_PING`], ...
     pub modifier1: u8,
     /// Size of the vars block that follows; the body is not counted.
     pub datasize: u16,
+    /// A sub-kind for `modifier1`; 0 for WSGI requests.
     pub modifier2: u8,
 }
 

@@ -8,7 +8,9 @@ use super::vars::Vars;
 /// A request whose vars block has been validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
+    /// The packet header's `modifier1` (0 or 30 for a WSGI request).
     pub modifier1: u8,
+    /// The packet header's `modifier2`.
     pub modifier2: u8,
     /// Size of the vars block (the header's `datasize`).
     pub vars_len: usize,

@@ -14,7 +14,10 @@ pub enum HeadError {
     /// A header name is empty or holds a character outside RFC 9110's token set.
     BadHeaderName(String),
     /// A header value holds CR, LF or NUL.
-    BadHeaderValue { name: String },
+    BadHeaderValue {
+        /// The name of the header whose value is refused.
+        name: String,
+    },
 }
 
 impl fmt::Display for HeadError {

@@ -144,11 +144,17 @@ fn key_hash(key: &[u8]) -> usize {
 /// The vars the server itself reads from a request, borrowed from the packet.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Seen<'a> {
+    /// `REQUEST_METHOD`.
     pub method: &'a [u8],
+    /// `REQUEST_URI` (empty when the peer sent none).
     pub uri: &'a [u8],
+    /// `PATH_INFO` as the peer sent it, before mount routing.
     pub path_info: &'a [u8],
+    /// `QUERY_STRING`.
     pub query_string: &'a [u8],
+    /// `SERVER_PROTOCOL`, when present.
     pub protocol: Option<&'a [u8]>,
+    /// `REMOTE_ADDR`.
     pub remote_addr: &'a [u8],
     /// The app the request goes to (an index into the worker's apps); `None` when no mountpoint
     /// matches and there is no default app.
@@ -188,6 +194,7 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// Routes for apps mounted at `mountpoints` (by app index; `''` is the default app).
     pub fn new(mountpoints: impl Iterator<Item = Vec<u8>>, manage_script_name: bool) -> Routes {
         let mountpoints: Vec<Vec<u8>> = mountpoints.collect();
         let default = mountpoints.iter().position(|m| m.is_empty());

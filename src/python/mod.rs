@@ -25,7 +25,6 @@ use crate::scoreboard::Scoreboard;
 use pyo3::prelude::*;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What a Python thread needs to serve requests.
 pub struct App {
@@ -33,8 +32,10 @@ pub struct App {
     /// the `--mount`ed ones. The index is the log line's `app: N`. Empty only with
     /// `--need-app=false` after every import failed: requests get 500.
     pub apps: Vec<(String, Py<PyAny>)>,
+    /// What every request's environ is built from: the template dict, the interned keys and
+    /// the mount routes.
     pub environ: environ::EnvironTemplate,
-    pub timeout: Duration,
+    /// Which requests get a log line.
     pub logging: crate::config::LogRules,
     /// `--log-format`, parsed at startup; `None` writes uWSGI's default line.
     pub log_format: Option<crate::log::LogFormat>,
@@ -44,6 +45,7 @@ pub struct App {
     pub board: Arc<Scoreboard>,
     /// This process's worker id (1-based), set after fork.
     pub worker_id: usize,
+    /// `--memory-report`: the log line carries RSS and address space.
     pub memory_report: bool,
     /// When this worker retires itself.
     pub recycle: Policy,
@@ -123,7 +125,6 @@ impl App {
             Ok(App {
                 apps,
                 environ,
-                timeout: config.socket_timeout,
                 logging: config.logging,
                 log_format: config.log_format.clone(),
                 requests: AtomicU64::new(0),

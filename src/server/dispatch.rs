@@ -25,9 +25,11 @@ use std::time::{Duration, Instant};
 /// One request, from the moment its head is complete.
 #[derive(Debug)]
 pub struct Job {
+    /// The connection the request came in on; the response goes out on it.
     pub conn: Conn,
     /// The packet: header, vars block, and the body bytes that arrived with it.
     pub buf: Vec<u8>,
+    /// The validated packet head: modifiers and where the vars block lies in `buf`.
     pub head: RequestHead,
     /// When the connection was accepted (the log line's "in N msecs" counts from here).
     pub accepted: Instant,
@@ -253,7 +255,9 @@ impl Drop for JobSource {
 /// A request a Python thread is running, as the harakiri watchdog sees it.
 #[derive(Clone)]
 pub struct Running {
+    /// The connection, so the watchdog can answer and close it.
     pub conn: Arc<Conn>,
+    /// When the app was called; harakiri counts from here.
     pub started: Instant,
     /// Method and URI, for the log.
     pub what: String,

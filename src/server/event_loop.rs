@@ -47,7 +47,10 @@ pub enum Release {
     /// The sockets close everywhere: take every connection the kernel has already queued, then
     /// let go. With `refuse_first`, this process first makes the sockets refuse new connects
     /// ([`Listener::refuse_new_connects`]; with a master, the master has done it).
-    Drain { refuse_first: bool },
+    Drain {
+        /// This process must make the sockets refuse new connects itself (no master did).
+        refuse_first: bool,
+    },
 }
 
 /// Why half-sent connections were closed early.

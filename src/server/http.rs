@@ -33,6 +33,7 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct HttpSettings {
     /// Listeners from this index on speak HTTP (the `--http-socket`s follow the `--socket`s).
     pub first_listener: usize,
+    /// The head and body limits (`--buffer-size`, `--limit-post`).
     pub limits: HttpLimits,
     /// `--http-timeout`: a whole head must arrive within it (slow senders are cut).
     pub header_timeout: Duration,
@@ -62,20 +63,26 @@ pub fn settings(config: &crate::config::Config) -> Option<Arc<HttpSettings>> {
 /// What the response to an HTTP request needs to know, carried in its job.
 #[derive(Debug)]
 pub struct HttpJob {
+    /// The request facts the response framing depends on (version, `HEAD`, keep-alive).
     pub exchange: Exchange,
     /// Bytes that arrived after this request: the start of the next, pipelined one.
     pub leftover: Vec<u8>,
+    /// The listener's HTTP settings.
     pub settings: Arc<HttpSettings>,
+    /// The connection's addresses as environ values.
     pub peer: Arc<Peer>,
 }
 
 /// A connection whose response is complete and that may carry the next request.
 #[derive(Debug)]
 pub struct KeepAlive {
+    /// The connection, to wait on for the next request.
     pub conn: Conn,
     /// Bytes of the next request already read.
     pub leftover: Vec<u8>,
+    /// The listener's HTTP settings.
     pub settings: Arc<HttpSettings>,
+    /// The connection's addresses, kept for the next request.
     pub peer: Arc<Peer>,
 }
 

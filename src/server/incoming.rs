@@ -29,11 +29,14 @@ pub struct Timeouts {
 /// A connection still being read.
 #[derive(Debug)]
 pub struct Incoming {
+    /// The accepted connection.
     pub conn: Conn,
+    /// What is being read.
     pub state: State,
     /// When it is closed if nothing more arrives (`--socket-timeout` after the last byte), or
     /// the head deadline if that comes first while the head is incomplete.
     pub deadline: Instant,
+    /// When the connection was accepted (the log line's "in N msecs" counts from here).
     pub accepted: Instant,
     /// When a uwsgi request head must be complete (`None` for HTTP, whose deadline already is
     /// one for the head).
@@ -41,11 +44,15 @@ pub struct Incoming {
 }
 
 #[derive(Debug)]
+/// What an [`Incoming`] connection is being read for.
 pub enum State {
     /// Waiting for the rest of the request head (and the preread body).
     Reading(RequestReader),
     /// An error answer went out; discard what the peer still sends until it closes.
-    Draining { left: u64 },
+    Draining {
+        /// Bytes still to discard before the connection is closed anyway.
+        left: u64,
+    },
     /// An HTTP connection: idle between requests, or reading a head.
     Http(Box<super::http::HttpRead>),
     /// An HTTP request read whole: its packet and HTTP side, for [`Incoming::into_job`].

@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct StaticMap {
     /// URL prefix without a trailing slash; empty for `--check-static` (every path).
     pub prefix: String,
+    /// The directory files are looked up in.
     pub dir: PathBuf,
     /// `--static-map2`/`--check-static`: the prefix stays part of the file's path.
     pub keep_prefix: bool,
@@ -65,6 +66,7 @@ pub struct StaticRules {
 pub struct StaticFile {
     /// The resolved path (the `.gz` sibling when `gzip` is set).
     pub path: PathBuf,
+    /// Size in bytes.
     pub len: u64,
     /// Modification time, whole seconds since the epoch.
     pub mtime: u64,
@@ -84,7 +86,13 @@ pub enum Resolution {
     /// Serve this file.
     File(StaticFile),
     /// Refused: the status and, for the log line, why.
-    Refused { status: u16, why: String },
+    Refused {
+        /// The error status to answer with: 400 for a NUL in the path, 403 for a path that
+        /// leaves the mapped directory.
+        status: u16,
+        /// Why, for the log line.
+        why: String,
+    },
 }
 
 impl StaticRules {
@@ -290,7 +298,12 @@ pub enum Answer {
     /// 304: the client's copy is current.
     NotModified,
     /// 206 with bytes `start..end` (end exclusive).
-    Partial { start: u64, end: u64 },
+    Partial {
+        /// Offset of the first byte sent.
+        start: u64,
+        /// Offset one past the last byte sent.
+        end: u64,
+    },
     /// 416: the range lies past the end.
     Unsatisfiable,
 }
@@ -298,9 +311,13 @@ pub enum Answer {
 /// The request fields a static answer depends on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Conditions<'a> {
+    /// `If-None-Match`: the entity tags the client holds.
     pub if_none_match: Option<&'a [u8]>,
+    /// `If-Modified-Since`: the date of the client's copy.
     pub if_modified_since: Option<&'a [u8]>,
+    /// `Range`: the bytes asked for.
     pub range: Option<&'a [u8]>,
+    /// `If-Range`: serve the range only if the file is still this version.
     pub if_range: Option<&'a [u8]>,
 }
 

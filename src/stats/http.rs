@@ -6,11 +6,15 @@
 /// Which document a request path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// `/metrics`: the Prometheus text exposition.
     Metrics,
+    /// `/health` or `/healthz`: 200 while the master's loop runs.
     Health,
+    /// `/ready` or `/readyz`: 200 while some worker accepts, 503 otherwise.
     Ready,
     /// The stats JSON (the stats port's default).
     Stats,
+    /// Any other path on the `--metrics` port: 404.
     NotFound,
 }
 

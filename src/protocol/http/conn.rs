@@ -156,8 +156,11 @@ pub enum Step {
     Head(Head, Vec<(Vec<u8>, Vec<u8>)>),
     /// All body bytes between a head and its end, joined.
     Body(Vec<u8>),
+    /// The body of the request (or its absence) is complete: a new head may follow.
     End,
+    /// The reader will take no more bytes: the connection must close after this request.
     Closed,
+    /// The bytes broke the protocol; nothing more is read.
     Error(HttpError),
     /// The stream ended; an error if that cut a request short.
     Eof(Option<HttpError>),

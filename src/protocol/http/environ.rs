@@ -18,10 +18,13 @@ use super::head::{BodyKind, Field, Head};
 /// Where the connection came in: the vars the peer's head cannot say.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnInfo<'a> {
+    /// The peer's IP address as text, for `REMOTE_ADDR`.
     pub remote_addr: &'a [u8],
+    /// The peer's port as text, for `REMOTE_PORT`.
     pub remote_port: &'a [u8],
     /// The listener's address, for `SERVER_NAME` when the request names no host.
     pub server_name: &'a [u8],
+    /// The listener's port as text, for `SERVER_PORT`.
     pub server_port: &'a [u8],
 }
 

@@ -10,11 +10,23 @@ pub enum HttpError {
     /// Malformed or ambiguous: the reason names the rule (for the log line).
     BadRequest(&'static str),
     /// The request line alone is longer than `--buffer-size`.
-    UriTooLong { max: usize },
+    UriTooLong {
+        /// `--buffer-size`.
+        max: usize,
+    },
     /// The head is longer than `--buffer-size`, or has more fields than the parser holds.
-    HeadersTooLarge { max: usize },
+    HeadersTooLarge {
+        /// `--buffer-size`.
+        max: usize,
+    },
     /// The body is larger than `--limit-post`.
-    BodyTooLarge { length: u64, max: u64 },
+    BodyTooLarge {
+        /// The declared `Content-Length`, or for a chunked body the sum of the chunk sizes
+        /// announced so far.
+        length: u64,
+        /// `--limit-post`.
+        max: u64,
+    },
     /// Not HTTP/1.0 or HTTP/1.1: the HTTP/2 preface, or another version.
     VersionNotSupported,
     /// An `Expect` other than `100-continue`.

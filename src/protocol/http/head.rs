@@ -39,7 +39,9 @@ impl Default for Limits {
 /// A byte range of the buffer the head was parsed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
+    /// Offset of the first byte.
     pub start: usize,
+    /// Offset one past the last byte.
     pub end: usize,
 }
 
@@ -69,14 +71,18 @@ impl Span {
 /// One header field, as spans of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Field {
+    /// The field name, as sent (any case).
     pub name: Span,
+    /// The field value, without surrounding whitespace.
     pub value: Span,
 }
 
 /// The protocol version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// `HTTP/1.0`: the connection closes after the response unless the client asks to keep it.
     Http10,
+    /// `HTTP/1.1`: persistent by default, chunked bodies allowed.
     Http11,
 }
 
@@ -106,6 +112,7 @@ pub enum BodyKind {
 pub struct Head {
     /// Bytes of the head, the blank line included: the body starts here.
     pub len: usize,
+    /// The request method (`GET`, `POST`, ...), case kept.
     pub method: Span,
     /// The request target exactly as sent (`REQUEST_URI`).
     pub target: Span,
@@ -116,7 +123,9 @@ pub struct Head {
     pub host: Option<Span>,
     /// Whether the host came from an absolute-form target (the `Host` field is then ignored).
     pub host_from_target: bool,
+    /// The version from the request line.
     pub version: Version,
+    /// How the body that follows the head is framed.
     pub body: BodyKind,
     /// Whether the connection may carry another request after this one's response.
     pub keep_alive: bool,

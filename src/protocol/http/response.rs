@@ -34,14 +34,18 @@ pub enum Framing {
 /// The framing of one response and whether the connection stays open after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
+    /// How the body is delimited on the wire.
     pub framing: Framing,
+    /// Whether the connection may carry another request after this response.
     pub keep_alive: bool,
 }
 
 /// What the request says about its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exchange {
+    /// The request's version, which the status line answers with.
     pub version: Version,
+    /// The request is `HEAD`: the response head goes out, its body never does.
     pub is_head: bool,
     /// The request allows the connection to stay open.
     pub keep_alive: bool,
