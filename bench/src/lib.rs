@@ -11,11 +11,15 @@ use std::os::unix::io::RawFd;
 /// (`127.0.0.1:3031`, `:3031` means 0.0.0.0), everything else a unix path.
 #[derive(Clone, Debug)]
 pub enum Addr {
+    /// An IPv4 host and port.
     Tcp(SocketAddrV4),
+    /// A unix socket path (`unix:` prefix stripped).
     Unix(String),
 }
 
 impl Addr {
+    /// Read `s`: `unix:PATH` or a string without `:` is a unix path, `HOST:PORT` (empty host or
+    /// `localhost` meaning 127.0.0.1) is TCP.
     pub fn parse(s: &str) -> Result<Addr, String> {
         if let Some(rest) = s.strip_prefix("unix:") {
             return Ok(Addr::Unix(rest.to_string()));
@@ -36,10 +40,12 @@ impl Addr {
 pub struct RawAddr {
     storage: libc::sockaddr_storage,
     len: libc::socklen_t,
+    /// `AF_INET` or `AF_UNIX`, for the socket to create.
     pub family: libc::c_int,
 }
 
 impl RawAddr {
+    /// The sockaddr for `addr`; a unix path too long for `sun_path` is an error.
     pub fn new(addr: &Addr) -> io::Result<RawAddr> {
         // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -76,23 +82,28 @@ impl RawAddr {
         }
     }
 
+    /// The sockaddr, for bind(2) and connect(2).
     pub fn as_ptr(&self) -> *const libc::sockaddr {
         &self.storage as *const _ as *const libc::sockaddr
     }
 
+    /// Bytes of the sockaddr that are meaningful.
     pub fn len(&self) -> libc::socklen_t {
         self.len
     }
 
+    /// Whether no address is held (never, for one built by [`RawAddr::new`]).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 }
 
+/// The calling thread's errno, 0 when none.
 pub fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// A libc return value as a `Result`: negative means the error in errno.
 pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -155,6 +166,7 @@ pub fn listen(addr: &Addr, backlog: i32, nonblocking: bool) -> io::Result<RawFd>
     Ok(fd)
 }
 
+/// Close `fd`, ignoring errors.
 pub fn close(fd: RawFd) {
     // SAFETY: the caller owns fd.
     unsafe { libc::close(fd) };
@@ -162,17 +174,20 @@ pub fn close(fd: RawFd) {
 
 /// Thin epoll wrapper; the u64 data is the caller's token.
 pub struct Epoll {
+    /// The epoll instance.
     pub fd: RawFd,
     events: Vec<libc::epoll_event>,
 }
 
 impl Epoll {
+    /// An epoll instance that returns up to `capacity` (at least 16) events per wait.
     pub fn new(capacity: usize) -> io::Result<Epoll> {
         // SAFETY: plain syscall.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         Ok(Epoll { fd, events: vec![libc::epoll_event { events: 0, u64: 0 }; capacity.max(16)] })
     }
 
+    /// Watch `fd` for `events` (`EPOLLIN`, ...); waits report it with `token`.
     pub fn add(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: valid epoll fd and event pointer.
@@ -284,14 +299,18 @@ impl Args {
         Ok(Args { items })
     }
 
+    /// Whether `--name` was given at all (with or without a value).
     pub fn has(&self, name: &str) -> bool {
         self.items.iter().any(|(k, _)| k == name)
     }
 
+    /// The value of the last `--name` given, if any.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.items.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
     }
 
+    /// The last `--name`'s value parsed as `T`, `default` when absent; an unparsable value is
+    /// an error naming the flag.
     pub fn get_parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.get(name) {
             None => Ok(default),
@@ -299,6 +318,7 @@ impl Args {
         }
     }
 
+    /// An error naming the first flag that is not in `known`.
     pub fn check_known(&self, known: &[&str]) -> Result<(), String> {
         for (k, _) in &self.items {
             if !known.contains(&k.as_str()) {
@@ -315,6 +335,7 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// `s` as a C string; panics on an interior NUL.
 pub fn cstring(s: &str) -> CString {
     CString::new(s).expect("no NUL in string")
 }

@@ -1,2 +1,3 @@
+//! Fuzz target `header`: feeds the input to `rwsgi_fuzz::header`, whose oracle is in fuzz/README.md.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| rwsgi_fuzz::header(data));
