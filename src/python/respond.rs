@@ -1,7 +1,7 @@
-//! One request on a Python thread, in named stages: [`prepare`] (`wsgi.input`, the environ,
-//! `start_response`), [`run_app`] (the call, the body out, `close()`), [`fail`] (the error answer,
-//! or the cut), then the connection goes back to the server ([`Source::finish`]), [`account`] (the
-//! scoreboard) and [`log`] (the request line).
+//! One request on a Python thread, in named stages (the private functions of this file):
+//! `prepare` (`wsgi.input`, the environ, `start_response`), `run_app` (the call, the body out,
+//! `close()`), `fail` (the error answer, or the cut), then the connection goes back to the server
+//! ([`Source::finish`]), `account` (the scoreboard) and `log` (the request line).
 
 use super::environ::Seen;
 use super::file_wrapper::{sendfile_plan, FileWrapper};
