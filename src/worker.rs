@@ -45,6 +45,7 @@ pub fn run(
     if let (Some(limit), Some(inflight)) = (config.harakiri, &inflight) {
         event_loop.set_watchdog(inflight.clone(), limit);
     }
+    event_loop.set_stop_budget(config.reload_mercy);
 
     let (sink, sources) = dispatch::channel(
         config.threads,

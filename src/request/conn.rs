@@ -215,6 +215,23 @@ impl Conn {
         self.socket.send(buf)
     }
 
+    /// Wait until the socket takes more bytes, up to `deadline`.
+    pub fn wait_writable(&self, deadline: Instant) -> io::Result<()> {
+        self.wait(Readiness::Writable, deadline)
+    }
+
+    /// One `sendfile(2)` of up to `count` bytes of the file `fd` from `*offset` (which moves past
+    /// what was sent) without waiting: `Err(WouldBlock)` when the socket takes nothing now, `Ok(0)`
+    /// at the file's end.
+    pub fn sendfile_now(&self, fd: RawFd, offset: &mut u64, count: usize) -> io::Result<usize> {
+        loop {
+            match self.socket.sendfile(fd, offset, count) {
+                Err(e) if interrupted(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Send `len` bytes of the file `fd` from `offset` with `sendfile(2)`; returns the bytes sent,
     /// fewer than `len` only when the file ended early.
     pub fn sendfile(

@@ -13,6 +13,7 @@
 
 use super::incoming::Incoming;
 use super::incoming::Timeouts;
+use super::transfer::Transfer;
 use crate::protocol::{Limits, RequestHead};
 use crate::request::Conn;
 use crossbeam_channel::{Receiver, Sender};
@@ -56,16 +57,24 @@ pub struct Shared {
     wake_loop: Wake,
     /// Python threads still running (each holds a [`JobSource`]).
     alive: AtomicUsize,
-    /// Connections a thread accepted whose packet is not complete, for the loop to finish reading;
-    /// `None` once the loop has stopped taking them.
-    handoff: Mutex<Option<Vec<Incoming>>>,
+    /// What the threads give the loop to finish; `None` once the loop has stopped taking it.
+    handoff: Mutex<Option<Handoffs>>,
     /// A thread could not accept for want of descriptors: the loop closes its oldest half-sent
     /// connections.
     fd_pressure: AtomicBool,
 }
 
+/// What the threads gave the event loop since it last looked.
+#[derive(Default)]
+pub struct Handoffs {
+    /// Connections a thread accepted whose packet is not complete, for the loop to finish reading.
+    pub reading: Vec<Incoming>,
+    /// Static responses a slow client has not taken yet, for the loop to finish sending.
+    pub sending: Vec<Transfer>,
+}
+
 impl Shared {
-    fn handoff(&self) -> std::sync::MutexGuard<'_, Option<Vec<Incoming>>> {
+    fn handoff(&self) -> std::sync::MutexGuard<'_, Option<Handoffs>> {
         // A poisoned lock only means a thread panicked holding it; the vector is still valid.
         self.handoff.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -118,7 +127,7 @@ pub fn channel(
         stopping: Notify::new()?,
         wake_loop,
         alive: AtomicUsize::new(threads),
-        handoff: Mutex::new(Some(Vec::new())),
+        handoff: Mutex::new(Some(Handoffs::default())),
         fd_pressure: AtomicBool::new(false),
     });
     let listeners: Arc<[RawFd]> = listeners.into();
@@ -153,8 +162,8 @@ impl JobSink {
         Ok(())
     }
 
-    /// Connections handed over since the last call.
-    pub fn take_handoffs(&self) -> Vec<Incoming> {
+    /// What was handed over since the last call.
+    pub fn take_handoffs(&self) -> Handoffs {
         self.shared
             .handoff()
             .as_mut()
@@ -162,9 +171,9 @@ impl JobSink {
             .unwrap_or_default()
     }
 
-    /// Take no more handed-over connections (the threads finish reading them themselves from now
-    /// on); returns the ones still waiting.
-    pub fn close_handoffs(&self) -> Vec<Incoming> {
+    /// Take nothing more from the threads (they finish reading and sending themselves from now
+    /// on); returns what is still waiting.
+    pub fn close_handoffs(&self) -> Handoffs {
         self.shared.handoff().take().unwrap_or_default()
     }
 
@@ -236,8 +245,19 @@ impl JobSource {
     /// no more.
     pub(crate) fn hand_off(&self, incoming: Incoming) -> Option<Incoming> {
         match self.shared.handoff().as_mut() {
-            Some(waiting) => waiting.push(incoming),
+            Some(waiting) => waiting.reading.push(incoming),
             None => return Some(incoming),
+        }
+        (self.shared.wake_loop)();
+        None
+    }
+
+    /// Give a static response the client has not taken yet to the loop; gives it back when the
+    /// loop takes no more.
+    pub(crate) fn hand_off_transfer(&self, transfer: Transfer) -> Option<Transfer> {
+        match self.shared.handoff().as_mut() {
+            Some(waiting) => waiting.sending.push(transfer),
+            None => return Some(transfer),
         }
         (self.shared.wake_loop)();
         None

@@ -1,14 +1,17 @@
 //! The event loop of one worker process. The Python threads accept and read new connections
 //! themselves ([`super::Acceptor`]); the loop keeps what must wait without holding a thread:
 //! connections whose packet arrived in pieces (queued as jobs once complete, or closed after
-//! `--socket-timeout`), error answers being drained, stop signals, and the harakiri watchdog. It
-//! never takes the GIL and never waits on anything but epoll.
+//! `--socket-timeout`), error answers being drained, static files a slow client is still taking
+//! ([`super::transfer`]), stop signals, and the harakiri watchdog. It never takes the GIL and
+//! never waits on anything but epoll.
 
 use super::acceptor::Deafener;
-use super::dispatch::{InFlight, JobSink, Wake};
+use super::dispatch::{Handoffs, InFlight, JobSink, Wake};
 use super::fd_limit;
+use super::http::KeepAlive;
 use super::incoming::{Incoming, Outcome, Timeouts};
 use super::listener::Listener;
+use super::transfer::Transfers;
 use crate::protocol::response::simple_response;
 use crate::protocol::Limits;
 use crate::request::Conn;
@@ -131,6 +134,11 @@ pub struct EventLoop {
     waker: Arc<Waker>,
     listeners: Vec<Listener>,
     conns: Slab<Connection>,
+    /// Static responses a slow client is still taking.
+    transfers: Transfers,
+    /// How long a stopping worker may spend on what it has already taken (`--reload-mercy`):
+    /// static transfers still going past it are cut.
+    stop_budget: Duration,
     signals: Vec<(UnixStream, Stop)>,
     timeouts: Timeouts,
     limits: Limits,
@@ -144,6 +152,13 @@ pub struct EventLoop {
     watchdog: Option<(Arc<InFlight>, Duration)>,
     next_watch: Instant,
 }
+
+/// The stop budget until [`EventLoop::set_stop_budget`] sets one (`--reload-mercy`'s default).
+const DEFAULT_STOP_BUDGET: Duration = Duration::from_secs(60);
+
+/// How long a static transfer's client must have taken nothing before it may be cut when the
+/// worker runs out of descriptors.
+const STALLED_FOR: Duration = Duration::from_secs(1);
 
 /// How often the harakiri watchdog looks at the running requests.
 const WATCHDOG_TICK: Duration = Duration::from_millis(200);
@@ -163,6 +178,8 @@ impl EventLoop {
             waker,
             listeners,
             conns: Slab::new(),
+            transfers: Transfers::default(),
+            stop_budget: DEFAULT_STOP_BUDGET,
             signals: Vec::new(),
             timeouts,
             limits,
@@ -178,6 +195,11 @@ impl EventLoop {
     /// The listening descriptors, for the threads that accept from them.
     pub fn listener_fds(&self) -> Vec<RawFd> {
         self.listeners.iter().map(Listener::fd).collect()
+    }
+
+    /// How long a stopping worker may spend finishing what it took (`--reload-mercy`).
+    pub fn set_stop_budget(&mut self, budget: Duration) {
+        self.stop_budget = budget;
     }
 
     /// How to take the listeners out of the Python threads' epoll set at a stop.
@@ -324,10 +346,13 @@ impl EventLoop {
     fn serve(&mut self, sink: &JobSink) -> Stop {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.watchdog.is_some() {
+            let timeout = if self.transfers.has_runnable() {
+                Some(Duration::ZERO)
+            } else if self.watchdog.is_some() {
                 Some(WATCHDOG_TICK)
             } else {
-                (!self.conns.is_empty()).then_some(Duration::from_millis(250))
+                (!self.conns.is_empty() || !self.transfers.is_empty())
+                    .then_some(Duration::from_millis(250))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -352,9 +377,10 @@ impl EventLoop {
                         while matches!(self.signals[i].0.read(&mut byte), Ok(n) if n > 0) {}
                         return self.signals[i].1;
                     }
-                    Token(key) => self.on_readable(key, sink),
+                    token => self.on_event(token, sink),
                 }
             }
+            self.run_transfers(sink);
             if self.workers_gone {
                 return Stop::WorkersGone;
             }
@@ -365,11 +391,51 @@ impl EventLoop {
         }
     }
 
-    /// Take connections a thread accepted before their packet was complete.
-    fn adopt(&mut self, handed: Vec<Incoming>, sink: &JobSink) {
-        for incoming in handed {
+    /// Take connections a thread accepted before their packet was complete, and static responses
+    /// a slow client has not taken yet.
+    fn adopt(&mut self, handed: Handoffs, sink: &JobSink) {
+        for incoming in handed.reading {
             self.adopt_one(incoming, sink);
         }
+        for transfer in handed.sending {
+            self.transfers.adopt(transfer, self.poll.registry());
+        }
+    }
+
+    /// A connection's socket is ready: a static transfer's for writing, else one being read.
+    fn on_event(&mut self, token: Token, sink: &JobSink) {
+        match Transfers::key(token) {
+            Some(key) => {
+                if let Some(kept) = self.transfers.on_writable(key, self.poll.registry()) {
+                    self.keep_alive(kept, sink);
+                }
+            }
+            None => self.on_readable(token.0, sink),
+        }
+    }
+
+    /// Give the static transfers that spent their turn the next one.
+    fn run_transfers(&mut self, sink: &JobSink) {
+        for kept in self.transfers.run(self.poll.registry()) {
+            self.keep_alive(kept, sink);
+        }
+    }
+
+    /// An HTTP connection whose static response the loop finished: wait for its next request as
+    /// for any idle one (served at once if already here).
+    fn keep_alive(&mut self, kept: KeepAlive, sink: &JobSink) {
+        let idle = kept
+            .settings
+            .keepalive
+            .unwrap_or(kept.settings.header_timeout);
+        let incoming = Incoming::http(
+            kept.conn,
+            kept.settings,
+            kept.leftover,
+            Some(kept.peer),
+            Instant::now() + idle,
+        );
+        self.adopt_one(incoming, sink);
     }
 
     fn adopt_one(&mut self, incoming: Incoming, sink: &JobSink) {
@@ -429,9 +495,11 @@ impl EventLoop {
         c.incoming
     }
 
-    /// Close connections that stayed silent past `--socket-timeout`.
+    /// Close connections that stayed silent past `--socket-timeout`, and cut static transfers
+    /// whose client took nothing for as long.
     fn expire(&mut self) {
         let now = Instant::now();
+        self.transfers.expire(now, self.poll.registry());
         let expired: Vec<usize> = self
             .conns
             .iter()
@@ -469,8 +537,24 @@ impl EventLoop {
 
     /// A Python thread could not accept for want of descriptors: read the limit again (it may
     /// have been lowered from outside) and close the oldest eighth of the half-sent connections.
+    /// With none of those, it cuts the static transfers whose client has taken nothing for longest
+    /// (each holds a socket and a file).
     fn relieve_fd_pressure(&mut self) {
         self.budget = fd_limit::half_sent_budget(fd_limit::soft_limit());
+        if self.conns.is_empty() {
+            let count = (self.transfers.len() / 8).max(1);
+            let cut = self
+                .transfers
+                .cut_stalled(count, STALLED_FOR, self.poll.registry());
+            if cut > 0 {
+                tracing::warn!(
+                    "cut {cut} static transfer(s) whose client took nothing for {}s or more: out of \
+                     file descriptors (see --max-fd), new requests come first",
+                    STALLED_FOR.as_secs()
+                );
+            }
+            return;
+        }
         self.close_oldest((self.conns.len() / 8).max(1), Why::Descriptors);
         self.shed.log(self.budget);
     }
@@ -504,49 +588,87 @@ impl EventLoop {
         self.shed.count(count, why);
     }
 
-    /// Hand everything already accepted to the threads.
+    /// Hand everything already accepted to the threads, and finish the static transfers under way
+    /// (within the stop budget).
     fn finish(&mut self, sink: &JobSink) {
         // Every accepted connection is served, even one whose packet has not arrived yet: nginx has
         // already sent it (closing it would be a 502). Each gets at most --socket-timeout.
-        let deadline = Instant::now() + self.timeouts.idle;
+        let started = Instant::now();
+        let deadline = started + self.timeouts.idle;
+        let budget_end = started + self.stop_budget;
+        if !self.transfers.is_empty() {
+            tracing::info!(
+                "finishing {} static transfer(s) before stopping (within --reload-mercy {}s)",
+                self.transfers.len(),
+                self.stop_budget.as_secs()
+            );
+        }
         let mut events = Events::with_capacity(256);
         loop {
             self.adopt(sink.take_handoffs(), sink);
-            let idle: Vec<usize> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.incoming.idle_http())
-                .map(|(k, _)| k)
-                .collect();
-            for key in idle {
-                drop(self.remove(key));
-            }
-            if self.conns.is_empty() {
+            self.close_idle_http();
+            if self.conns.is_empty() && self.transfers.is_empty() {
                 // From here on a thread that accepted a connection just before it saw the stop
-                // reads it to the end itself.
+                // reads it to the end itself, and sends its static files itself.
                 let late = sink.close_handoffs();
-                if late.is_empty() {
+                if late.reading.is_empty() && late.sending.is_empty() {
                     return;
                 }
                 self.adopt(late, sink);
                 continue;
             }
-            if Instant::now() >= deadline {
-                sink.close_handoffs();
+            let now = Instant::now();
+            if now >= deadline {
+                // Past --socket-timeout a request still arriving is given up on.
+                let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                keys.into_iter().for_each(|k| drop(self.remove(k)));
+            }
+            if now >= budget_end {
+                self.cut_at_stop_budget(sink);
                 return;
             }
-            let _ = self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(100)));
-            let keys: Vec<usize> = events
+            let wait = if self.transfers.has_runnable() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            };
+            let _ = self.poll.poll(&mut events, Some(wait));
+            let tokens: Vec<Token> = events
                 .iter()
-                .map(|e| e.token().0)
-                .filter(|t| *t < SIGNAL_BASE - 8)
+                .map(|e| e.token())
+                .filter(|t| t.0 < SIGNAL_BASE - 8)
                 .collect();
-            for key in keys {
-                self.on_readable(key, sink);
+            for token in tokens {
+                self.on_event(token, sink);
             }
+            self.run_transfers(sink);
             self.expire();
+        }
+    }
+
+    /// Close the HTTP connections waiting between requests with nothing of the next one: a
+    /// stopping worker keeps none (the client reopens elsewhere).
+    fn close_idle_http(&mut self) {
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.incoming.idle_http())
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            drop(self.remove(key));
+        }
+    }
+
+    /// The stop budget ran out: cut the static transfers still going, and take nothing more.
+    fn cut_at_stop_budget(&mut self, sink: &JobSink) {
+        let late = sink.close_handoffs();
+        let cut = self.transfers.cut_all(self.poll.registry()) + late.sending.len();
+        if cut > 0 {
+            tracing::warn!(
+                "cut {cut} static transfer(s) still sending after --reload-mercy {}s",
+                self.stop_budget.as_secs()
+            );
         }
     }
 

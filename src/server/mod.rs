@@ -1,7 +1,7 @@
 //! Connections: listeners, the acceptor each Python thread takes its next request from, the mio
-//! event loop that finishes reading slow packets, the hand-off between them, the harakiri table,
-//! and the server's side of the request seam ([`crate::request::Source`]). The only module that
-//! names mio.
+//! event loop that finishes reading slow packets and sending static files to slow readers, the
+//! hand-off between them, the harakiri table, and the server's side of the request seam
+//! ([`crate::request::Source`]). The only module that names mio.
 
 pub mod acceptor;
 pub mod dispatch;
@@ -12,6 +12,7 @@ pub mod incoming;
 pub mod listener;
 mod seam;
 pub mod statics;
+pub mod transfer;
 
 pub use acceptor::Acceptor;
 pub use event_loop::{EventLoop, Release, Stop};

@@ -119,7 +119,7 @@ impl Acceptor {
         let Some(rules) = self.source().statics.clone() else {
             return Some(job);
         };
-        match statics::serve(&rules, job, self.source().timeouts.idle) {
+        match statics::serve(&rules, job, self.source()) {
             Served::NotStatic(job) => Some(job),
             Served::Done(kept) => {
                 self.pipelined = kept.and_then(|k| self.keep_alive(k));

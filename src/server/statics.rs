@@ -1,17 +1,18 @@
 //! Static files served by the server itself (`--static-map` and friends), on HTTP and uwsgi
-//! sockets alike: resolved by [`crate::statics`], sent with `sendfile` by a thread that holds no
-//! GIL, before any Python runs. Only `GET` and `HEAD` without a body are looked up; a path that
+//! sockets alike: resolved by [`crate::statics`] and sent with `sendfile` by a thread that holds
+//! no GIL, before any Python runs; what a slow client does not take at once, the event loop sends
+//! ([`super::transfer`]). Only `GET` and `HEAD` without a body are looked up; a path that
 //! names no file goes on to the app, as in uWSGI.
 
-use super::dispatch::Job;
-use super::http::KeepAlive;
+use super::dispatch::{Job, JobSource};
+use super::http::{HttpJob, KeepAlive};
+use super::transfer::{Line, Pump, Transfer, THREAD_TURN};
 use crate::protocol::http::response::error_response;
 use crate::protocol::http::Version;
 use crate::protocol::response::{push_header, push_status_line, status_protocol};
-use crate::request::Conn;
-use crate::statics::{Answer, Conditions, Resolution, StaticRules};
-use std::os::fd::AsRawFd;
-use std::time::{Duration, SystemTime};
+use crate::protocol::RequestHead;
+use crate::statics::{Answer, Conditions, Resolution, StaticFile, StaticRules};
+use std::time::SystemTime;
 
 /// What became of a job offered to the static-file rules.
 pub enum Served {
@@ -31,9 +32,9 @@ struct Want<'a> {
     cond: Conditions<'a>,
 }
 
-fn want<'a>(job: &'a Job) -> Want<'a> {
+fn want<'a>(head: &'a RequestHead, buf: &'a [u8]) -> Want<'a> {
     let mut w = Want::default();
-    for (k, v) in job.head.vars(&job.buf) {
+    for (k, v) in head.vars(buf) {
         match k {
             b"REQUEST_METHOD" => w.method = v,
             b"PATH_INFO" => w.path = v,
@@ -54,13 +55,15 @@ fn want<'a>(job: &'a Job) -> Want<'a> {
     w
 }
 
-/// Serve `job` from the static rules if they name a file for it. Blocks on the socket (with
-/// `timeout`): the caller holds no GIL.
-pub fn serve(rules: &StaticRules, job: Job, timeout: Duration) -> Served {
+/// Serve `job` from the static rules if they name a file for it. Sends what the socket takes now
+/// and hands the rest to the event loop ([`super::transfer`]); blocks only on a small error
+/// answer, or when the loop has stopped taking transfers. The caller holds no GIL.
+pub fn serve(rules: &StaticRules, job: Job, source: &JobSource) -> Served {
+    let timeout = source.timeouts.idle;
     if rules.is_empty() || job.head.content_length > 0 {
         return Served::NotStatic(job);
     }
-    let w = want(&job);
+    let w = want(&job.head, &job.buf);
     let is_head = w.method == b"HEAD";
     if w.method != b"GET" && !is_head {
         return Served::NotStatic(job);
@@ -98,19 +101,42 @@ pub fn serve(rules: &StaticRules, job: Job, timeout: Duration) -> Served {
         Answer::NotModified | Answer::Unsatisfiable => (0, 0),
     };
     let keep_alive = job.http.as_ref().is_some_and(|h| h.exchange.keep_alive);
-    let mut head = Vec::with_capacity(512);
     let protocol = match &job.http {
         Some(_) => &b"HTTP/1.1"[..],
         None => status_protocol(w.protocol),
     };
+    let head = response_head(
+        protocol,
+        status,
+        &fields,
+        len,
+        job.http.as_deref(),
+        keep_alive,
+    );
+    let keep = job.http.filter(|_| keep_alive);
+    let range = (offset, if is_head { 0 } else { len });
+    let transfer = Transfer::new(job.conn, opened, head, range, timeout, keep);
+    send(transfer, &w, &file, status, source)
+}
+
+/// The head of a static response of `len` bytes.
+fn response_head(
+    protocol: &[u8],
+    status: u16,
+    fields: &[(&'static str, String)],
+    len: u64,
+    http: Option<&HttpJob>,
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut head = Vec::with_capacity(512);
     push_status_line(&mut head, protocol, status.to_string().as_bytes());
-    for (name, value) in &fields {
+    for (name, value) in fields {
         push_header(&mut head, name.as_bytes(), value.as_bytes());
     }
     if status != 304 {
         push_header(&mut head, b"Content-Length", len.to_string().as_bytes());
     }
-    if let Some(h) = &job.http {
+    if let Some(h) = http {
         match (h.exchange.version, keep_alive) {
             (Version::Http11, false) => head.extend_from_slice(b"Connection: close\r\n"),
             (Version::Http10, true) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
@@ -121,45 +147,51 @@ pub fn serve(rules: &StaticRules, job: Job, timeout: Duration) -> Served {
         }
     }
     head.extend_from_slice(b"\r\n");
-    let sent = send(
-        &job.conn,
-        &head,
-        &opened,
-        offset,
-        if is_head { 0 } else { len },
-        timeout,
-    );
+    head
+}
+
+/// Send what the socket takes now (at most [`THREAD_TURN`] bytes); the rest goes to the event
+/// loop, and this thread back to requests.
+fn send(
+    mut transfer: Transfer,
+    w: &Want<'_>,
+    file: &StaticFile,
+    status: u16,
+    source: &JobSource,
+) -> Served {
+    let end = transfer.pump(THREAD_TURN);
+    if matches!(end, Pump::Blocked | Pump::Turn) {
+        transfer.describe(Line {
+            method: if w.method == b"HEAD" { "HEAD" } else { "GET" },
+            path: String::from_utf8_lossy(w.path).into_owned(),
+            status,
+            file: file.path.clone(),
+            gzip: file.gzip,
+        });
+        return match source.hand_off_transfer(transfer) {
+            None => Served::Done(None),
+            // The loop is stopping: finish here (bounded by the worker's stop budget).
+            Some(transfer) => Served::Done(transfer.finish_here()),
+        };
+    }
     tracing::info!(
         "static {} {} => {status}, {} bytes from {}{}",
         String::from_utf8_lossy(w.method),
         String::from_utf8_lossy(w.path),
-        sent.as_ref().map_or(0, |n| *n),
+        transfer.sent(),
         file.path.display(),
         if file.gzip { " (gzip)" } else { "" }
     );
-    match (sent, job.http) {
-        (Ok(_), Some(h)) if keep_alive => Served::Done(Some(KeepAlive {
-            conn: job.conn,
-            leftover: h.leftover,
-            settings: h.settings,
-            peer: h.peer,
-        })),
+    match end {
+        Pump::Done => Served::Done(transfer.into_kept()),
+        Pump::Truncated => {
+            tracing::warn!(
+                "static file {} shrank while it was sent: the response was cut after {} bytes",
+                file.path.display(),
+                transfer.sent()
+            );
+            Served::Done(None)
+        }
         _ => Served::Done(None),
     }
-}
-
-/// The head, then `len` bytes of `file` from `offset` by `sendfile`.
-fn send(
-    conn: &Conn,
-    head: &[u8],
-    file: &std::fs::File,
-    offset: u64,
-    len: u64,
-    timeout: Duration,
-) -> std::io::Result<u64> {
-    conn.write_all_vectored(&[head], timeout)?;
-    if len == 0 {
-        return Ok(0);
-    }
-    conn.sendfile(file.as_raw_fd(), offset, len, timeout)
 }
