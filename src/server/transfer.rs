@@ -49,10 +49,15 @@ pub enum Pump {
 /// What the log line of a transfer says, kept once it leaves the thread that started it.
 #[derive(Debug)]
 pub struct Line {
+    /// `GET` or `HEAD`.
     pub method: &'static str,
+    /// The request's path, as the client sent it (decoded).
     pub path: String,
+    /// The response status.
     pub status: u16,
+    /// The file sent.
     pub file: PathBuf,
+    /// The file is the `.gz` sibling of the one asked for.
     pub gzip: bool,
 }
 
