@@ -11,7 +11,9 @@ use crate::protocol::http::response::error_response;
 use crate::protocol::http::Version;
 use crate::protocol::response::{push_header, push_status_line, status_protocol};
 use crate::protocol::RequestHead;
+use crate::request::Conn;
 use crate::statics::{Answer, Conditions, Resolution, StaticFile, StaticRules};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// What became of a job offered to the static-file rules.
@@ -87,11 +89,9 @@ pub fn serve(rules: &StaticRules, job: Job, source: &JobSource) -> Served {
         }
         Resolution::File(f) => f,
     };
-    let Ok(opened) = std::fs::File::open(&file.path) else {
-        let _ = job
-            .conn
-            .write_all_vectored(&[&error_response("403 Forbidden")], timeout);
-        return Served::Done(None);
+    let opened = match std::fs::File::open(&file.path) {
+        Ok(opened) => opened,
+        Err(e) => return cannot_open(&job.conn, &file, &e, source),
     };
     let answer = file.answer(&w.cond);
     let (status, fields) = file.fields(answer, SystemTime::now());
@@ -118,6 +118,31 @@ pub fn serve(rules: &StaticRules, job: Job, source: &JobSource) -> Served {
     let transfer = Transfer::new(job.conn, opened, head, range, timeout, keep);
     send(transfer, &w, &file, status, source)
 }
+
+/// Answer a request for a file that could not be opened: 503 when the worker is out of
+/// descriptors (the event loop is told, and frees some), else 403 (it is not readable).
+fn cannot_open(conn: &Conn, file: &StaticFile, e: &std::io::Error, source: &JobSource) -> Served {
+    let out_of_descriptors = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+    let line = if out_of_descriptors {
+        source.report_fd_pressure();
+        "503 Service Unavailable"
+    } else {
+        "403 Forbidden"
+    };
+    // Out of descriptors, one line a second at most: every request may meet it.
+    let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
+    if !out_of_descriptors || LAST_DESCRIPTOR_LOG.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(
+            "static file {} cannot be opened ({line}): {e}",
+            file.path.display()
+        );
+    }
+    let _ = conn.write_all_vectored(&[&error_response(line)], source.timeouts.idle);
+    Served::Done(None)
+}
+
+/// The second (since the epoch) a static file last could not be opened for want of descriptors.
+static LAST_DESCRIPTOR_LOG: AtomicU64 = AtomicU64::new(0);
 
 /// The head of a static response of `len` bytes.
 fn response_head(

@@ -7,7 +7,9 @@ the other requests unanswered until their client's timeout."""
 
 import hashlib
 import http.client
+import os
 import re
+import resource
 import signal
 import socket
 import time
@@ -245,3 +247,26 @@ def test_a_stopping_worker_cuts_a_stalled_transfer_at_its_stop_budget(slow_serve
     assert re.search(r"cut 1 static transfer\(s\) still sending after --reload-mercy 2s", srv.log()), srv.log()
     assert len(read_to_eof(slow)) < BIG
     slow.close()
+
+
+def test_out_of_descriptors_the_longest_stalled_transfers_make_room(slow_server):
+    """Stalled readers hold a socket and the file each until the worker has no descriptor left
+    (its limit lowered from outside): the transfers stalled longest are cut, with one line, and a
+    new request is served."""
+    srv, port = slow_server("--socket-timeout", "60")
+    held_before = len(os.listdir(f"/proc/{srv.pid}/fd"))
+    _, hard = resource.prlimit(srv.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (held_before + 16, hard))
+    # Twelve readers want 24 descriptors: the last ones wait in the backlog (or get a 503).
+    readers = [slow_socket(("127.0.0.1", port)) for _ in range(12)]
+    for sock in readers:
+        http_get(sock, "/static/big.bin")
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"Hello World\n"
+    assert srv.wait_for_log(r"cut \d+ static transfer\(s\) whose client took nothing for 1s or more: out of "
+                            r"file descriptors"), srv.log()[-3000:]
+    assert srv.alive()
+    for sock in readers:
+        sock.close()
