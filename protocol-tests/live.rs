@@ -256,7 +256,7 @@ fn echo_of(v: &Vector) -> String {
     let script = get("SCRIPT_NAME").filter(|s| !s.is_empty());
     let mut path = get("PATH_INFO").unwrap_or_default();
     // rwsgi strips a SCRIPT_NAME the proxy sends from the front of PATH_INFO, whatever modifier1
-    // (src/python/environ.rs): what modifier1 30 asks for, and what PEP 3333 means.
+    // (src/python/environ/mod.rs): what modifier1 30 asks for, and what PEP 3333 means.
     if let Some(s) = &script {
         if let Some(rest) = path.strip_prefix(&s[..]) {
             path = rest.to_vec();
