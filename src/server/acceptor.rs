@@ -25,11 +25,16 @@
 //! short requests.
 //!
 //! A connection whose packet is not complete after the first read goes to the event loop, which
-//! waits for the rest (up to `--socket-timeout`) without holding a thread.
+//! waits for the rest (up to `--socket-timeout`) without holding a thread. A kept-alive HTTP
+//! connection waiting for its next request is parked in the threads' own epoll set instead
+//! ([`super::parking`]): its next request wakes a thread directly, and a thread that finishes a
+//! request serves the ready ones before it accepts.
 
 use super::dispatch::{Job, JobSource};
+use super::http::{HttpSettings, KeepAlive, Peer};
 use super::incoming::{Incoming, Outcome};
 use super::listener::accept_on;
+use super::parking::Parking;
 use crate::request::Conn;
 use crate::sys::event::Epoll;
 use crate::sys::process;
@@ -69,10 +74,19 @@ const DEPUTY_POLL: Duration = Duration::from_millis(1);
 /// Polls without a new request after which the deputy rests until the leader wakes it.
 const DEPUTY_RESTS_AFTER: u32 = 100;
 
+/// A kept-alive HTTP connection parked between requests.
+struct Idle {
+    conn: Conn,
+    settings: Arc<HttpSettings>,
+    peer: Arc<Peer>,
+}
+
 /// What the threads of one worker share: the epoll set and who waits on it.
 struct Lobby {
     epoll: Epoll,
     threads: usize,
+    /// Kept-alive HTTP connections armed in `epoll`, and those whose next request has come.
+    parking: Mutex<Parking<Idle>>,
     lead: Mutex<Lead>,
     /// The deputy waits here.
     deputy_turn: Condvar,
@@ -114,6 +128,21 @@ impl Lobby {
         // A poisoned lock only means a thread panicked holding it; the flags are still valid.
         self.lead.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn parking(&self) -> MutexGuard<'_, Parking<Idle>> {
+        // As above: a panic elsewhere leaves the table consistent.
+        self.parking.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Close the parked connections past their deadline, when that is due at `now`.
+    fn sweep(&self, now: Instant) {
+        let mut parking = self.parking();
+        if parking.sweep_due(now) {
+            let expired = parking.sweep(now);
+            drop(parking);
+            drop(expired);
+        }
+    }
 }
 
 /// A Python thread's way to its next request.
@@ -140,6 +169,9 @@ pub struct Acceptor {
     /// A request that may be for a static file, kept for [`Acceptor::wait_for_job`]'s caller to
     /// look at detached (see `seam.rs`).
     pub(super) held: Option<Job>,
+    /// The read buffer of the last connection parked, reused for the next one taken (idle
+    /// connections hold no buffer).
+    spare: Vec<u8>,
 }
 
 /// What one round over the listeners found.
@@ -181,6 +213,7 @@ impl Acceptor {
         let lobby = Arc::new(Lobby {
             epoll,
             threads: sources.len(),
+            parking: Mutex::new(Parking::default()),
             lead: Mutex::new(Lead {
                 leader: None,
                 leader_tid: 0,
@@ -210,6 +243,7 @@ impl Acceptor {
                 serving: None,
                 pipelined: None,
                 held: None,
+                spare: Vec::new(),
             })
             .collect())
     }
@@ -231,11 +265,14 @@ impl Acceptor {
         let next = match self.take_queued() {
             Queued::Job(job) => Taken::Job(job),
             Queued::Closed => Taken::Done,
-            Queued::Empty if self.source.accepting() => match self.accept() {
-                Accepted::Job(job) => Taken::Job(job),
-                Accepted::Nothing => Taken::Wait,
+            Queued::Empty => match self.take_parked() {
+                Some(job) => Taken::Job(job),
+                None if self.source.accepting() => match self.accept() {
+                    Accepted::Job(job) => Taken::Job(job),
+                    Accepted::Nothing => Taken::Wait,
+                },
+                None => Taken::Wait,
             },
-            Queued::Empty => Taken::Wait,
         };
         match next {
             Taken::Job(_) => self.took_job(),
@@ -246,13 +283,22 @@ impl Acceptor {
     }
 
     /// A kept-alive HTTP connection after its response: its next request when it is already
-    /// here (pipelined), else it goes to the event loop to wait, holding no thread.
-    pub fn keep_alive(&mut self, kept: super::http::KeepAlive) -> Option<Job> {
+    /// here (pipelined); else, with nothing of it read, it is parked in the threads' epoll set;
+    /// with part of it read, it goes to the event loop to wait for the rest. Either way it holds
+    /// no thread.
+    pub fn keep_alive(&mut self, kept: KeepAlive) -> Option<Job> {
         let idle = kept
             .settings
             .keepalive
             .unwrap_or(kept.settings.header_timeout);
         let deadline = Instant::now() + idle;
+        if kept.leftover.is_empty() {
+            // A stopping worker keeps no idle connection.
+            if self.source.accepting() {
+                self.park(kept, deadline);
+            }
+            return None;
+        }
         let mut incoming = Incoming::http(
             kept.conn,
             kept.settings,
@@ -267,6 +313,66 @@ impl Acceptor {
             Outcome::Pending if !self.source.accepting() && incoming.idle_http() => None,
             // A stopping worker's loop takes no more: the idle connection is closed.
             Outcome::Pending => self.source.hand_off(incoming).and(None),
+        }
+    }
+
+    /// Park an idle kept-alive connection until its next request or `deadline`.
+    fn park(&mut self, kept: KeepAlive, deadline: Instant) {
+        let KeepAlive {
+            conn,
+            leftover,
+            settings,
+            peer,
+        } = kept;
+        if leftover.capacity() > self.spare.capacity() {
+            self.spare = leftover;
+        }
+        let fd = conn.fd();
+        let idle = Idle {
+            conn,
+            settings,
+            peer,
+        };
+        let Ok(token) = self.lobby.parking().insert(idle, deadline) else {
+            return;
+        };
+        if let Err(e) = self.lobby.epoll.arm_oneshot(fd, token) {
+            tracing::warn!("cannot wait for the next request of a kept-alive connection: {e}");
+            let gone = self.lobby.parking().remove(token);
+            drop(gone);
+        }
+    }
+
+    /// The next parked connection whose request has arrived, read to its head. One whose head
+    /// arrived in part goes to the event loop; one the peer closed is dropped.
+    fn take_parked(&mut self) -> Option<Job> {
+        loop {
+            let Idle {
+                conn,
+                settings,
+                peer,
+            } = {
+                let mut parking = self.lobby.parking();
+                if parking.is_empty() {
+                    return None;
+                }
+                let now = Instant::now();
+                if parking.sweep_due(now) {
+                    let expired = parking.sweep(now);
+                    drop(parking);
+                    drop(expired);
+                    continue;
+                }
+                parking.next_ready()?
+            };
+            let deadline = Instant::now() + settings.header_timeout;
+            let buf = std::mem::take(&mut self.spare);
+            let mut incoming = Incoming::http(conn, settings, buf, Some(peer), deadline);
+            match incoming.read(self.source.timeouts.idle) {
+                Outcome::Ready(head) => return Some(incoming.into_job(head)),
+                Outcome::Close => {}
+                Outcome::Pending => drop(self.source.hand_off(incoming)),
+            }
         }
     }
 
@@ -324,7 +430,9 @@ impl Acceptor {
         if !self.source.accepting() {
             self.deafen();
         }
-        self.sleep();
+        if !self.lobby.parking().has_ready() {
+            self.sleep();
+        }
         None
     }
 
@@ -564,9 +672,11 @@ impl Acceptor {
         }
     }
 
-    /// Sleep until a listener, the queue or the stop signal has something.
+    /// Sleep until a listener, the queue, a parked connection or the stop signal has something,
+    /// or a parked connection's deadline comes.
     fn sleep(&mut self) {
-        let ready = match self.lobby.epoll.wait() {
+        let timeout = self.lobby.parking().timeout(Instant::now());
+        let ready = match self.lobby.epoll.wait(timeout) {
             Ok(ready) => ready,
             Err(e) => {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -576,8 +686,20 @@ impl Acceptor {
                 return;
             }
         };
-        if ready.tokens().any(|token| token == JOBS) {
-            self.source.shared.jobs_ready.clear();
+        let mut parking = None;
+        for token in ready.tokens() {
+            match token {
+                JOBS => self.source.shared.jobs_ready.clear(),
+                STOPPING => {}
+                _ if Parking::<Idle>::is_token(token) => parking
+                    .get_or_insert_with(|| self.lobby.parking())
+                    .fire(token),
+                _ => {}
+            }
+        }
+        drop(parking);
+        if timeout.is_some() {
+            self.lobby.sweep(Instant::now());
         }
     }
 }
@@ -589,7 +711,8 @@ pub struct Deafener {
 }
 
 impl Deafener {
-    /// Take the listeners and the stopping signal out of the epoll set (once per worker).
+    /// Take the listeners and the stopping signal out of the epoll set, and close the parked
+    /// kept-alive connections (once per worker).
     pub fn deafen(&self) {
         let mut lead = self.lobby.lead();
         if lead.deaf {
@@ -600,6 +723,9 @@ impl Deafener {
         }
         self.lobby.epoll.remove(self.source.1.stopping.fd());
         lead.deaf = true;
+        drop(lead);
+        let idle = self.lobby.parking().close();
+        drop(idle);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod fd_limit;
 pub mod http;
 pub mod incoming;
 pub mod listener;
+mod parking;
 mod seam;
 pub mod statics;
 pub mod transfer;

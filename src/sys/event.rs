@@ -44,8 +44,9 @@ impl EventFd {
 #[derive(Debug)]
 pub struct Epoll(OwnedFd);
 
-/// Most readiness events one [`Epoll::wait`] reports.
-const MAX_EVENTS: usize = 8;
+/// Most readiness events one [`Epoll::wait`] reports: enough that a worker holding many kept-alive
+/// connections learns of a whole round of their next requests in one call.
+const MAX_EVENTS: usize = 64;
 
 /// What one [`Epoll::wait`] found: the numbers of the ready entries.
 pub struct Ready {
@@ -94,19 +95,44 @@ impl Epoll {
         unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut event) };
     }
 
-    /// Sleep until an entry is ready (no timeout).
-    pub fn wait(&self) -> io::Result<Ready> {
+    /// Watch `fd` for readability once (`EPOLLONESHOT`), reported as `token`: after one report it
+    /// stays in the set, disarmed, until armed again. Re-arms an entry already there, or adds it.
+    pub fn arm_oneshot(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        // SAFETY: epoll_ctl on our epoll descriptor with a valid event.
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut event) };
+        match check(r as libc::c_long) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // SAFETY: as above.
+                let r = unsafe {
+                    libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event)
+                };
+                check(r as libc::c_long).map(drop)
+            }
+            other => other.map(drop),
+        }
+    }
+
+    /// Sleep until an entry is ready, or for at most `timeout` (`None`: no limit; zero: only look).
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<Ready> {
         let mut ready = Ready {
             events: [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
             count: 0,
         };
+        // Rounded up, so a wait for a deadline does not wake just before it.
+        let ms = timeout.map_or(-1, |t| {
+            libc::c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
+        });
         // SAFETY: epoll_wait into a valid array of MAX_EVENTS events.
         let n = unsafe {
             libc::epoll_wait(
                 self.0.as_raw_fd(),
                 ready.events.as_mut_ptr(),
                 MAX_EVENTS as libc::c_int,
-                -1,
+                ms,
             )
         };
         ready.count = check(n as libc::c_long)?;
