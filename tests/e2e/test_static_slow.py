@@ -185,6 +185,22 @@ def test_keep_alive_after_a_response_the_loop_finished(slow_server, tree):
     slow.close()
 
 
+def test_a_request_pipelined_behind_a_big_file_is_answered_after_it(slow_server, tree):
+    _, data = tree
+    srv, port = slow_server("--socket-timeout", "30")
+    slow = slow_socket(("127.0.0.1", port))
+    slow.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    head, rest = read_head(slow)
+    assert head.startswith("HTTP/1.1 200"), head
+    answered_promptly(port)
+    body = read_exactly(slow, BIG, rest)
+    assert sha(body[:BIG]) == sha(data)
+    head, rest = read_head(slow)
+    assert head.startswith("HTTP/1.1 200"), head
+    assert read_exactly(slow, int(header(head, "Content-Length")), rest) == b"Hello World\n"
+    slow.close()
+
+
 def test_a_range_of_a_big_file_through_the_loop(slow_server, tree):
     _, data = tree
     srv, port = slow_server("--socket-timeout", "30")
