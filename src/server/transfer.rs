@@ -137,6 +137,11 @@ impl Transfer {
                     },
                 }
             }
+            if !self.head.is_empty() {
+                // Out: a slow reader's transfer keeps no more than it needs.
+                self.head = Vec::new();
+                self.head_sent = 0;
+            }
             if self.left == 0 {
                 break Pump::Done;
             }
