@@ -39,15 +39,16 @@ RANKS = {
     # the shared mapping (scoreboard, signal table) and the parsed configuration
     "scoreboard": 2,
     "config": 2,
-    # the request seam (what server hands to python), policies and the stats renderer
+    # the request seam (what server hands to python) and policies
     "request": 3,
     "recycle": 3,
-    "stats": 3,
     # the two sides of the seam: neither names the other
     "server": 4,
     "python": 4,
-    # a worker process wires server and python together; the master supervises workers
+    # a worker process wires server and python together; the monitoring ports (the stats and
+    # metrics documents, and the sockets they are served on: server's Listener, request's Conn)
     "worker": 5,
+    "stats": 5,
     "master": 6,
     "start": 7,
     # crate roots

@@ -1,8 +1,9 @@
 //! The stats document: the shared scoreboard rendered as the JSON uWSGI 2.0.30's `--stats` server
 //! writes (same field names, types and units), so `uwsgitop` and existing dashboards read it as is.
 //!
-//! This module only renders; the master owns the stats socket and writes [`render`]'s output (or
-//! [`http_wrap`]'s, for `--stats-http`) to each connection, then closes it.
+//! [`ports`] serves it (and the Prometheus metrics, [`metrics`]) on the `--stats` and `--metrics`
+//! sockets: the master binds them and, when a connection waits, hands over a view of itself
+//! ([`ports::Instance`]) to make the document from; the socket I/O is all in [`ports`].
 //!
 //! The JSON is written by hand: the document is fixed-shape, numbers and a few strings, and a
 //! dependency would buy nothing but a second way to build it. Strings go through `push_str`.
@@ -35,7 +36,7 @@ pub struct Snapshot<'a> {
     /// The shared counters of the master, the workers and their threads.
     pub board: &'a Scoreboard,
     /// The listeners, with their accept queue lengths.
-    pub sockets: &'a [SocketInfo],
+    pub sockets: Vec<SocketInfo>,
     /// The master's process id.
     pub master_pid: i32,
     /// The master's working directory.
@@ -229,6 +230,7 @@ fn push_str(out: &mut String, text: &str) {
 pub mod http;
 pub mod listen_queue;
 pub mod metrics;
+pub mod ports;
 mod summary;
 pub use summary::summary;
 

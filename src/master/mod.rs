@@ -10,7 +10,6 @@ mod chain;
 mod cheaper;
 mod daemons;
 mod fifo;
-mod monitor;
 mod notify;
 pub mod signals;
 pub mod sockets;

@@ -1,11 +1,10 @@
-//! The master's loop: a `poll(2)` over its signal pipes and the stats socket, with a tick that
+//! The master's loop: a `poll(2)` over its signal pipes and the monitoring ports, with a tick that
 //! reaps, respawns, recycles and watches `--touch-reload` files.
 
 use super::chain::{Chain, Step};
 use super::cheaper::{Cheaper, Decision, Sample};
 use super::daemons::{Daemons, Verdict};
 use super::fifo::{Command, Fifo};
-use super::monitor::{Monitor, Port};
 use super::notify::Notifier;
 use super::signals::{Event, Signals};
 use super::{FAILED_APP_CODE, LISTEN_FDS_ENV};
@@ -15,7 +14,7 @@ use crate::python::{self, App};
 use crate::recycle::{self, Policy};
 use crate::scoreboard::Scoreboard;
 use crate::server::{Listener, Stop};
-use crate::stats::http::Route;
+use crate::stats::ports::{Instance, Port, Ports};
 use crate::sys::fd;
 use crate::sys::process::{self, Forked};
 use crate::{stats, worker};
@@ -71,7 +70,8 @@ struct Master<'a> {
     /// Pids told to stop whose successors already run.
     retiring: Vec<i32>,
     signals: Option<Signals>,
-    monitor: Monitor,
+    /// The `--stats` and `--metrics` sockets.
+    ports: Ports,
     phase: Phase,
     touched: Vec<(PathBuf, Option<SystemTime>)>,
     /// `--touch-chain-reload` files and their last modification times.
@@ -131,7 +131,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> 
         python::warn_about_threads();
         Some(App::new(config, apps, board.clone())?)
     };
-    let monitor = Monitor::bind(config)?;
+    let ports = Ports::bind(config)?;
     let fifo = match &config.ops.master_fifo {
         Some(path) => {
             Some(Fifo::create(path).map_err(|e| format!("--master-fifo {}: {e}", path.display()))?)
@@ -161,7 +161,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, reexec: Vec<OsString>) -> 
         ],
         retiring: Vec::new(),
         signals: Some(signals),
-        monitor,
+        ports,
         phase: Phase::Running,
         touched: config
             .touch_reload
@@ -265,7 +265,7 @@ impl Master<'_> {
             .enumerate()
             .map(|(i, fd)| (fd, Source::Signal(i)))
             .collect();
-        for (fd, port) in self.monitor.fds() {
+        for (fd, port) in self.ports.fds() {
             sources.push((fd, Source::Monitor(port)));
         }
         if let Some(fifo) = &self.fifo {
@@ -283,8 +283,7 @@ impl Master<'_> {
             let i = match sources[index].1 {
                 Source::Signal(i) => i,
                 Source::Monitor(port) => {
-                    self.monitor
-                        .serve(port, |route, http| self.monitor_answer(route, http));
+                    self.ports.serve(port, self);
                     continue;
                 }
                 Source::Fifo => {
@@ -594,7 +593,7 @@ impl Master<'_> {
                 }
             }
             Command::Stats => {
-                for line in stats::summary(&self.snapshot_with(&self.socket_infos())) {
+                for line in stats::summary(&self.snapshot()) {
                     tracing::info!("{line}");
                 }
             }
@@ -789,7 +788,7 @@ impl Master<'_> {
         if let Some(signals) = self.signals.take() {
             signals.uninstall();
         }
-        self.monitor.close();
+        self.ports.close();
         self.fifo = None;
         let _ = process::set_parent_death_signal(libc::SIGTERM);
         if process::parent_pid() != master_pid {
@@ -832,6 +831,7 @@ impl Master<'_> {
         })
     }
 
+    /// The listeners and their accept queues now.
     fn socket_infos(&self) -> Vec<stats::SocketInfo> {
         self.listeners
             .iter()
@@ -845,65 +845,6 @@ impl Master<'_> {
                 max_queue: self.config.listen,
             })
             .collect()
-    }
-
-    fn snapshot_with<'s>(&'s self, sockets: &'s [stats::SocketInfo]) -> stats::Snapshot<'s> {
-        stats::Snapshot {
-            board: &self.board,
-            sockets,
-            master_pid: std::process::id() as i32,
-            cwd: std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            memory_report: self.config.memory_report,
-        }
-    }
-
-    /// Whether the instance accepts requests: running (not shutting down or reloading) with at
-    /// least one worker accepting.
-    fn ready(&self) -> bool {
-        matches!(self.phase, Phase::Running)
-            && (1..=self.slots.len()).any(|id| {
-                self.slots[id - 1].pid > 0
-                    && self.board.worker(id).ready.load(Ordering::SeqCst) == 1
-            })
-    }
-
-    /// The bytes a monitoring request gets.
-    fn monitor_answer(&self, route: Route, http: bool) -> String {
-        use stats::http::{probe, response};
-        match route {
-            Route::Stats => {
-                let sockets = self.socket_infos();
-                let json = stats::render(&self.snapshot_with(&sockets));
-                if http {
-                    stats::http_wrap(&json)
-                } else {
-                    json
-                }
-            }
-            Route::Metrics => {
-                let sockets = self.socket_infos();
-                let rss: Vec<Option<u64>> = self
-                    .slots
-                    .iter()
-                    .map(|s| (s.pid > 0).then(|| statm(s.pid).map(|m| m.1)).flatten())
-                    .collect();
-                let extra = stats::metrics::Extra {
-                    rss: &rss,
-                    ready: self.ready(),
-                };
-                let text = stats::metrics::render(&self.snapshot_with(&sockets), &extra);
-                response("200 OK", stats::metrics::CONTENT_TYPE, &text)
-            }
-            Route::Health => probe(!self.failed, "alive"),
-            Route::Ready => probe(self.ready(), "ready"),
-            Route::NotFound => response(
-                "404 Not Found",
-                "text/plain",
-                "try /metrics, /health or /ready\n",
-            ),
-        }
     }
 
     /// All workers are gone: exit, or re-exec for a reload.
@@ -947,5 +888,40 @@ impl Master<'_> {
                 .env(LISTEN_FDS_ENV, list),
         );
         Err(format!("reload failed: cannot exec: {err}"))
+    }
+}
+
+/// The documents of the monitoring ports are made from the master's view of the instance.
+impl Instance for Master<'_> {
+    fn snapshot(&self) -> stats::Snapshot<'_> {
+        stats::Snapshot {
+            board: &self.board,
+            sockets: self.socket_infos(),
+            master_pid: std::process::id() as i32,
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            memory_report: self.config.memory_report,
+        }
+    }
+
+    fn worker_rss(&self) -> Vec<Option<u64>> {
+        self.slots
+            .iter()
+            .map(|s| (s.pid > 0).then(|| statm(s.pid).map(|m| m.1)).flatten())
+            .collect()
+    }
+
+    fn alive(&self) -> bool {
+        !self.failed
+    }
+
+    /// Running (not shutting down or reloading) with at least one worker accepting.
+    fn ready(&self) -> bool {
+        matches!(self.phase, Phase::Running)
+            && (1..=self.slots.len()).any(|id| {
+                self.slots[id - 1].pid > 0
+                    && self.board.worker(id).ready.load(Ordering::SeqCst) == 1
+            })
     }
 }

@@ -217,7 +217,7 @@ fn sockets(out: &mut Out, s: &Snapshot<'_>) {
         "gauge",
         "Connections waiting in a socket's accept queue.",
     );
-    for sock in s.sockets {
+    for sock in &s.sockets {
         out.sample("rwsgi_listen_queue", &[("socket", &sock.name)], sock.queue);
     }
     out.head(
@@ -225,7 +225,7 @@ fn sockets(out: &mut Out, s: &Snapshot<'_>) {
         "gauge",
         "The socket's listen backlog.",
     );
-    for sock in s.sockets {
+    for sock in &s.sockets {
         out.sample(
             "rwsgi_listen_queue_max",
             &[("socket", &sock.name)],

@@ -132,7 +132,7 @@ fn value(c: &mut Chars<'_>) -> J {
     v
 }
 
-fn snapshot<'a>(board: &'a Scoreboard, sockets: &'a [SocketInfo]) -> Snapshot<'a> {
+fn snapshot(board: &Scoreboard, sockets: Vec<SocketInfo>) -> Snapshot<'_> {
     Snapshot {
         board,
         sockets,
@@ -158,12 +158,12 @@ fn renders_uwsgi_fields_with_uwsgi_units() {
         .core(1, 1)
         .request_start
         .store(1_700_000_000_250_000, Relaxed);
-    let sockets = [SocketInfo {
+    let sockets = vec![SocketInfo {
         name: "127.0.0.1:3031".into(),
         queue: 3,
         max_queue: 100,
     }];
-    let doc = parse(&render(&snapshot(&board, &sockets)));
+    let doc = parse(&render(&snapshot(&board, sockets)));
 
     assert_eq!(doc.get("version").str(), VERSION);
     assert_eq!(doc.get("pid").num(), 4242);
@@ -213,7 +213,7 @@ fn idle_worker_and_memory_report() {
     let board = Scoreboard::new(1, 1).unwrap();
     board.spawned(1, 7);
     board.worker(1).rss.store(123, Relaxed);
-    let mut snap = snapshot(&board, &[]);
+    let mut snap = snapshot(&board, Vec::new());
     snap.memory_report = true;
     let doc = parse(&render(&snap));
     let w = &doc.get("workers").arr()[0];
