@@ -37,10 +37,21 @@ pub fn main(argv: Vec<OsString>, reexec: Vec<OsString>) -> u8 {
     }
 }
 
+/// What listener `i` speaks, for its start-up line: `uwsgi` (to nginx's `uwsgi_pass`), or `http`
+/// for an `--http-socket` (they follow the `--socket`s). uWSGI says "uwsgi socket" for both; saying
+/// the protocol tells the reader which one to point nginx or a browser at.
+fn speaks(config: &Config, i: usize) -> &'static str {
+    if !config.http.sockets.is_empty() && i >= config.http.first {
+        "http"
+    } else {
+        "uwsgi"
+    }
+}
+
 /// Bind every `--socket`, or adopt the ones systemd (socket activation) or a reloading master
 /// passed on; with no `--socket`, serve every passed socket.
 fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
-    let (mut adopted, alone) = master::sockets::adopt(&config.sockets)?;
+    let (mut adopted, alone) = master::sockets::adopt(&config.sockets, &|i| speaks(config, i))?;
     if config.sockets.is_empty() {
         if alone.is_empty() {
             return Err(
@@ -66,7 +77,8 @@ fn listeners(config: &Config) -> Result<Vec<Listener>, String> {
             )
             .map_err(|e| e.to_string())?;
             tracing::info!(
-                "uwsgi socket {i} bound to {spec} fd {} (backlog {backlog})",
+                "{} socket {i} bound to {spec} fd {} (backlog {backlog})",
+                speaks(config, i),
                 l.fd()
             );
             if let (Some(owner), config::SocketSpec::Unix(path)) = (&config.chown_socket, spec) {

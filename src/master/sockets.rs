@@ -110,8 +110,12 @@ fn same_address(want: &SocketSpec, got: &SocketSpec) -> bool {
 }
 
 /// Adopt the passed sockets for `wanted` (the `--socket` list). Returns one entry per wanted
-/// socket (`None`: not passed, bind it) and, when `wanted` is empty, every passed socket.
-pub fn adopt(wanted: &[SocketSpec]) -> Result<(Vec<Option<Listener>>, Vec<Listener>), String> {
+/// socket (`None`: not passed, bind it) and, when `wanted` is empty, every passed socket. `speaks`
+/// names the protocol of wanted socket `i` for its log line.
+pub fn adopt(
+    wanted: &[SocketSpec],
+    speaks: &dyn Fn(usize) -> &'static str,
+) -> Result<(Vec<Option<Listener>>, Vec<Listener>), String> {
     let mut matched: Vec<Option<Listener>> = wanted.iter().map(|_| None).collect();
     let mut alone = Vec::new();
     for Passed {
@@ -151,7 +155,7 @@ pub fn adopt(wanted: &[SocketSpec]) -> Result<(Vec<Option<Listener>>, Vec<Listen
         };
         match slot {
             Some(i) => {
-                tracing::info!("uwsgi socket {i} inherited {spec}{label} fd {fd}");
+                tracing::info!("{} socket {i} inherited {spec}{label} fd {fd}", speaks(i));
                 matched[i] = Some(listener);
             }
             None => {

@@ -6,6 +6,7 @@ a second listener on a free port.
 
 import http.client
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -320,3 +321,12 @@ def test_idle_keep_alive_connections_do_not_hold_up_a_stop(http_server):
     srv.proc.send_signal(15)
     srv.proc.wait(timeout=15)
     assert time.monotonic() - start < 5, "the idle connection was closed, not waited for"
+
+
+def test_start_up_lines_say_what_each_socket_speaks(http_server):
+    srv, port = http_server("--wsgi-file", HELLO)
+    log = srv.log()
+    # uWSGI's wording for the uwsgi socket (tools and tests grep for it), the protocol for HTTP.
+    assert re.search(rf"uwsgi socket 0 bound to {re.escape(srv.socket_arg)} fd \d+", log), log
+    assert re.search(rf"http socket 1 bound to 127\.0\.0\.1:{port} fd \d+", log), log
+    assert "uwsgi socket 1" not in log
