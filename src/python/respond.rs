@@ -266,7 +266,7 @@ impl Summary {
             head_bytes: sr.head_bytes(),
             body_bytes: sr.body_bytes,
             chunks: sr.chunks,
-            has_length: head.is_some_and(|h| h.has_length),
+            has_length: head.is_some_and(|h| h.fields.has_length),
             write_failed: sr.write_failed.is_some(),
             read_failed: input.failed.is_some(),
             unread: input.unread(),

@@ -6,7 +6,7 @@
 //! does); after it, only with `exc_info`, which is then re-raised (PEP 3333).
 
 use crate::request::{
-    check_header, check_status, push_header, push_status_line, ChunkLine, Response,
+    check_header, check_status, push_header, push_status_line, AppFields, ChunkLine, Response,
 };
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -43,8 +43,8 @@ pub struct Summary {
     pub status: u16,
     /// Header lines.
     pub headers: usize,
-    /// A `Content-Length` is among them.
-    pub has_length: bool,
+    /// What the fields say that the framing needs (`Content-Length`, `Date`, `Connection: close`).
+    pub fields: AppFields,
 }
 
 impl Summary {
@@ -172,9 +172,9 @@ impl StartResponse {
     /// client gets a length instead of a chunked or close-delimited body.
     pub fn set_length_if_missing(&mut self, len: u64) {
         if let Head::Ready { head, summary } = &mut self.head {
-            if !summary.has_length && !summary.no_body() {
+            if !summary.fields.has_length && !summary.no_body() {
                 push_header(head, b"Content-Length", len.to_string().as_bytes());
-                summary.has_length = true;
+                summary.fields.has_length = true;
                 summary.headers += 1;
             }
         }
@@ -218,7 +218,7 @@ impl StartResponse {
                     ));
                 }
                 self.response
-                    .end_head(&mut head, summary.status, summary.has_length);
+                    .end_head(&mut head, summary.status, summary.fields);
                 self.head = Head::Sent {
                     summary,
                     bytes: head.len(),
@@ -262,7 +262,7 @@ impl StartResponse {
         let mut head = Vec::with_capacity(128);
         push_status_line(&mut head, &self.protocol, status);
         let mut count = 0;
-        let mut has_length = false;
+        let mut fields = AppFields::default();
         for item in headers.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
                 "headers must be a list of (name, value) tuples, not {}",
@@ -284,17 +284,17 @@ impl StartResponse {
             let name = latin1_bytes(&name, "header name")?;
             let value = latin1_bytes(&value, "header value")?;
             check_header(&name, &value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            fields.see(&name, &value);
             if !self.response.keeps_header(&name) {
                 continue; // framing and persistence are the server's (PEP 3333)
             }
-            has_length |= name.eq_ignore_ascii_case(b"content-length");
             push_header(&mut head, &name, &value);
             count += 1;
         }
         let summary = Summary {
             status: code,
             headers: count,
-            has_length,
+            fields,
         };
         Ok((head, summary))
     }

@@ -34,8 +34,8 @@ mod response;
 pub use body::Body;
 pub use conn::Conn;
 pub use response::{
-    check_header, check_status, push_header, push_status_line, status_protocol, ChunkLine, Framing,
-    Response,
+    check_header, check_status, http_date, push_header, push_status_line, status_protocol,
+    AppFields, ChunkLine, Framing, HttpDate, Response,
 };
 
 use std::ops::Range;

@@ -7,15 +7,69 @@
 
 use super::Conn;
 use crate::protocol::http::response::Framing as HttpFraming;
-use crate::protocol::http::response::{is_hop_by_hop, plan, Exchange, Plan, CHUNK_END, LAST_CHUNK};
+use crate::protocol::http::response::{
+    asks_close, error_page, is_hop_by_hop, plan, Exchange, Plan, CHUNK_END, LAST_CHUNK,
+};
 use crate::protocol::http::Version;
 use crate::protocol::response::simple_response;
 pub use crate::protocol::response::{
     check_header, check_status, push_header, push_status_line, status_protocol,
 };
+use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// An IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub type HttpDate = [u8; 29];
+
+thread_local! {
+    /// This thread's last `Date` value and the second it is for.
+    static DATE: Cell<(u64, HttpDate)> = const { Cell::new((u64::MAX, [0; 29])) };
+}
+
+/// The current time as an HTTP `Date` value (RFC 9110 §6.6.1), formatted at most once a second
+/// per thread.
+pub fn http_date() -> HttpDate {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|cached| {
+        let (second, date) = cached.get();
+        if second == now {
+            return date;
+        }
+        let mut date = [b' '; 29];
+        let text = crate::statics::httpdate::format(now);
+        let n = text.len().min(date.len());
+        date[..n].copy_from_slice(&text.as_bytes()[..n]);
+        cached.set((now, date));
+        date
+    })
+}
+
+/// What the app's response fields say that the server's framing needs to know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppFields {
+    /// A `Content-Length` is among them.
+    pub has_length: bool,
+    /// A `Date` is among them (the server adds none then).
+    pub has_date: bool,
+    /// A `Connection: close`: the connection is closed after this response.
+    pub close: bool,
+}
+
+impl AppFields {
+    /// Note one field of the app's head (every field, before [`Response::keeps_header`]).
+    pub fn see(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            14 => self.has_length |= name.eq_ignore_ascii_case(b"content-length"),
+            4 => self.has_date |= name.eq_ignore_ascii_case(b"date"),
+            10 => self.close |= name.eq_ignore_ascii_case(b"connection") && asks_close(value),
+            _ => {}
+        }
+    }
+}
 
 /// How a response is delimited on its connection.
 #[derive(Debug, Clone)]
@@ -83,15 +137,20 @@ impl Response {
     }
 
     /// End an encoded head (status line and headers): decide the framing, add the fields it
-    /// needs, then the blank line. `has_length`: the app set `Content-Length`.
-    pub fn end_head(&mut self, head: &mut Vec<u8>, status: u16, has_length: bool) {
+    /// needs (and `Date`, unless the app set one), then the blank line. An app's
+    /// `Connection: close` closes the connection after this response.
+    pub fn end_head(&mut self, head: &mut Vec<u8>, status: u16, app: AppFields) {
         if let Framing::Http {
             exchange,
             add_headers,
         } = &self.framing
         {
-            let p = plan(*exchange, status, has_length.then_some(0));
+            let mut p = plan(*exchange, status, app.has_length.then_some(0));
+            p.keep_alive &= !app.close;
             self.plan = Some(p);
+            if !app.has_date {
+                push_header(head, b"Date", &http_date());
+            }
             if p.framing == HttpFraming::Chunked {
                 push_header(head, b"Transfer-Encoding", b"chunked");
             }
@@ -162,8 +221,13 @@ impl Response {
     }
 
     /// An answer the server makes itself (an error page) for a request that said `protocol`.
+    /// Under HTTP it says `Connection: close` (the connection is not kept after it) and has a
+    /// `Date`.
     pub fn page(&self, protocol: &[u8], status: &str, body: &str) -> Vec<u8> {
-        simple_response(self.status_protocol(protocol), status, body)
+        match self.framing {
+            Framing::Close => simple_response(protocol, status, body),
+            Framing::Http { .. } => error_page(status, body, Some(&http_date())),
+        }
     }
 }
 
@@ -182,6 +246,36 @@ fn format_hex(n: usize, line: &mut ChunkLine) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_date_is_an_imf_fixdate_of_now() {
+        let date = http_date();
+        let secs = crate::statics::httpdate::parse(&date).expect("parses back");
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(now.abs_diff(secs) <= 1, "{secs} vs {now}");
+        assert!(date.ends_with(b" GMT"));
+    }
+
+    #[test]
+    fn app_fields_seen() {
+        let mut f = AppFields::default();
+        for (n, v) in [
+            (&b"content-type"[..], &b"text/plain"[..]),
+            (b"X-Date", b"1"),
+        ] {
+            f.see(n, v);
+        }
+        assert_eq!(f, AppFields::default());
+        f.see(b"Connection", b"keep-alive");
+        assert!(!f.close);
+        f.see(b"DATE", b"Sat, 28 Nov 2026 07:00:00 GMT");
+        f.see(b"Content-Length", b"3");
+        f.see(b"connection", b"Close");
+        assert!(f.has_date && f.has_length && f.close);
+    }
 
     #[test]
     fn chunk_lines_are_hex() {

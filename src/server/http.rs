@@ -14,7 +14,7 @@
 
 use crate::protocol::header::HEADER_LEN;
 use crate::protocol::http::environ::{encode_vars, ConnInfo};
-use crate::protocol::http::response::{error_response, Exchange, CONTINUE};
+use crate::protocol::http::response::{error_page, Exchange, CONTINUE};
 use crate::protocol::http::{parse_head, BodyKind, ChunkedDecoder, Field, Head, HttpError};
 use crate::protocol::http::{Chunk, Limits as HttpLimits};
 use crate::protocol::RequestHead;
@@ -299,5 +299,7 @@ impl HttpRead {
 /// The answer to a refused request, logged once.
 pub fn refusal(e: &HttpError) -> Option<Vec<u8>> {
     tracing::warn!("{e}");
-    e.status().map(error_response)
+    let date = crate::request::http_date();
+    e.status()
+        .map(|status| error_page(status, &format!("{status}\n"), Some(&date)))
 }

@@ -142,12 +142,28 @@ pub fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether an app's `Connection` field value asks for the connection to be closed after this
+/// response (the `close` token, RFC 9112 §9.6).
+pub fn asks_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
 /// The whole answer to a request the server refuses itself: the status, a short text body, and
 /// `Connection: close`.
 pub fn error_response(status: &str) -> Vec<u8> {
-    let body = format!("{status}\n");
-    let mut out = Vec::with_capacity(128 + body.len());
+    error_page(status, &format!("{status}\n"), None)
+}
+
+/// [`error_response`] with `body` and, when the caller has a clock, a `Date` field (an
+/// IMF-fixdate: this layer reads no clock).
+pub fn error_page(status: &str, body: &str, date: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
     push_status_line(&mut out, b"HTTP/1.1", status.as_bytes());
+    if let Some(date) = date {
+        push_header(&mut out, b"Date", date);
+    }
     push_header(&mut out, b"Content-Type", b"text/plain; charset=utf-8");
     push_header(
         &mut out,
@@ -157,4 +173,39 @@ pub fn error_response(status: &str) -> Vec<u8> {
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out.extend_from_slice(body.as_bytes());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_close_token() {
+        assert!(asks_close(b"close"));
+        assert!(asks_close(b"Keep-Alive, CLOSE"));
+        assert!(asks_close(b" upgrade ,close "));
+        assert!(!asks_close(b"keep-alive"));
+        assert!(!asks_close(b"closed"));
+        assert!(!asks_close(b""));
+    }
+
+    #[test]
+    fn error_pages_close_and_carry_the_date_given() {
+        let page = error_page(
+            "413 Content Too Large",
+            "too big\n",
+            Some(b"Sat, 28 Nov 2026 07:00:00 GMT"),
+        );
+        let text = String::from_utf8(page).unwrap();
+        assert!(text.starts_with(
+            "HTTP/1.1 413 Content Too Large\r\nDate: Sat, 28 Nov 2026 07:00:00 GMT\r\n"
+        ));
+        assert!(
+            text.ends_with("Content-Length: 8\r\nConnection: close\r\n\r\ntoo big\n"),
+            "{text}"
+        );
+        assert!(!String::from_utf8(error_response("400 Bad Request"))
+            .unwrap()
+            .contains("Date"));
+    }
 }
