@@ -215,6 +215,12 @@ impl Conn {
         self.socket.send(buf)
     }
 
+    /// [`Conn::write_now`] of bytes that more follow at once (`MSG_MORE`): a response head before
+    /// its file, sent in the same packets.
+    pub fn write_now_more(&self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send_more(buf)
+    }
+
     /// Wait until the socket takes more bytes, up to `deadline`.
     pub fn wait_writable(&self, deadline: Instant) -> io::Result<()> {
         self.wait(Readiness::Writable, deadline)

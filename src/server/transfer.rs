@@ -123,7 +123,13 @@ impl Transfer {
         let mut progressed = false;
         let end = loop {
             if self.head_sent < self.head.len() {
-                match self.conn.write_now(&self.head[self.head_sent..]) {
+                let head = &self.head[self.head_sent..];
+                let wrote = if self.left > 0 {
+                    self.conn.write_now_more(head)
+                } else {
+                    self.conn.write_now(head)
+                };
+                match wrote {
                     Ok(0) => break Pump::Failed(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         self.head_sent += n;

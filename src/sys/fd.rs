@@ -116,13 +116,24 @@ impl Socket {
 
     /// `sendmsg` of `bufs` with `MSG_NOSIGNAL` (a peer gone is `EPIPE`, never `SIGPIPE`).
     pub fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.sendmsg(bufs, libc::MSG_NOSIGNAL)
+    }
+
+    /// [`Socket::send`] with `MSG_MORE`: more follows at once (a file's bytes after its response
+    /// head), so TCP sends them together instead of the head alone, which Nagle's algorithm and
+    /// the peer's delayed ACK would hold up for tens of milliseconds.
+    pub fn send_more(&self, buf: &[u8]) -> io::Result<usize> {
+        self.sendmsg(&[IoSlice::new(buf)], libc::MSG_NOSIGNAL | libc::MSG_MORE)
+    }
+
+    fn sendmsg(&self, bufs: &[IoSlice<'_>], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: an all-zero msghdr is valid (no name, no control data).
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         // IoSlice is ABI-compatible with iovec; the kernel only reads through it.
         msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = bufs.len() as _;
         // SAFETY: `msg` points at `bufs`, which outlive the call.
-        let ret = unsafe { libc::syscall(libc::SYS_sendmsg, self.fd, &msg, libc::MSG_NOSIGNAL) };
+        let ret = unsafe { libc::syscall(libc::SYS_sendmsg, self.fd, &msg, flags) };
         check(ret)
     }
 
