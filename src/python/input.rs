@@ -1,10 +1,13 @@
-//! `wsgi.input`: the request body, never read past `CONTENT_LENGTH`.
+//! `wsgi.input`: the request body, never read past its end (`CONTENT_LENGTH`, or the last chunk of
+//! a chunked HTTP body, de-chunked as it is read), so `wsgi.input_terminated` holds.
 //!
 //! Bytes that arrived with the packet are served first; the rest is read from the socket with the
 //! GIL released, each wait bounded by `--socket-timeout`. A timeout or a client that went away raises
-//! `OSError` with a message saying how much of the body was missing.
+//! `OSError` with a message saying how much of the body was missing; so does a chunked body with
+//! bad framing or over `--limit-post` (the server has answered 400 or 413 then, see
+//! [`crate::request::Body`]).
 
-use crate::request::Body;
+use crate::request::{Body, Refused, Unread};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -37,26 +40,37 @@ impl Input {
         }
     }
 
-    /// Body bytes the app has not taken: buffered plus still in the socket.
-    fn left(&self) -> u64 {
-        (self.buf.len() - self.pos) as u64 + self.body.unread()
+    /// Body bytes the app has not taken, buffered plus still in the socket, when that is known
+    /// (not for a chunked body before its end).
+    fn left(&self) -> Option<u64> {
+        let buffered = (self.buf.len() - self.pos) as u64;
+        self.body.remaining().map(|r| r + buffered)
     }
 
-    /// Body bytes still in the socket (to drain after the response).
-    pub fn unread(&self) -> u64 {
-        self.body.unread()
+    /// What is left of the body on the wire, for the server to drain after the response.
+    pub fn rest(&mut self) -> Unread {
+        self.body.rest()
+    }
+
+    /// The status the server answered a refused chunked body with (400, 413), if it did: the
+    /// app's own response is not sent then.
+    pub fn answered(&self) -> Option<u16> {
+        self.body.answered()
     }
 
     fn error(&mut self, e: io::Error) -> PyErr {
         self.failed = Some(e.kind());
-        let missing = self.body.unread();
-        let what = if e.kind() == io::ErrorKind::TimedOut {
-            format!("timeout after {}s", self.body.timeout().as_secs())
-        } else if e.kind() == io::ErrorKind::UnexpectedEof {
-            "client closed the connection".to_string()
-        } else {
-            e.to_string()
-        };
+        if let Some(refused) = e.get_ref().and_then(|r| r.downcast_ref::<Refused>()) {
+            return PyOSError::new_err(format!("error reading wsgi.input: {refused}"));
+        }
+        let what = describe(&e, self.body.timeout().as_secs());
+        if self.body.is_chunked() {
+            return PyOSError::new_err(format!(
+                "error reading wsgi.input: {what}; the chunked body was cut after {} bytes",
+                self.body.chunked_taken()
+            ));
+        }
+        let missing = self.body.remaining().unwrap_or(0);
         PyOSError::new_err(format!(
             "error reading wsgi.input: {what}; {missing} of {} body bytes (CONTENT_LENGTH) never arrived",
             self.body.content_length()
@@ -65,9 +79,10 @@ impl Input {
 
     /// Read up to `max` body bytes from the socket onto the end of `out`, with the GIL released.
     fn read_socket(&mut self, py: Python<'_>, out: &mut Vec<u8>, max: usize) -> PyResult<usize> {
-        let want = usize::try_from(self.body.unread())
-            .unwrap_or(usize::MAX)
-            .min(max);
+        let want = match self.body.remaining() {
+            Some(r) => usize::try_from(r).unwrap_or(usize::MAX).min(max),
+            None => max,
+        };
         let start = out.len();
         out.resize(start + want, 0);
         let r = self.recv_into(py, &mut out[start..]);
@@ -94,7 +109,10 @@ impl Input {
     /// Take `n` bytes (fewer only at the end of the body) as a new `bytes`, filled in place: the
     /// socket reads land in the object itself, with no zeroing and no copy.
     fn take<'py>(&mut self, py: Python<'py>, n: u64) -> PyResult<Bound<'py, PyBytes>> {
-        let n = usize::try_from(n.min(self.left())).unwrap_or(usize::MAX);
+        let Some(left) = self.left() else {
+            return self.take_unknown(py, n);
+        };
+        let n = usize::try_from(n.min(left)).unwrap_or(usize::MAX);
         let len = pyo3::ffi::Py_ssize_t::try_from(n)
             .map_err(|_| PyOSError::new_err("wsgi.input read size too large"))?;
         // SAFETY: a NULL source asks CPython for an uninitialised bytes object of `len` bytes,
@@ -127,6 +145,23 @@ impl Input {
         Ok(bytes)
     }
 
+    /// [`Input::take`] for a body whose length is not known (chunked): read into a buffer until
+    /// `n` bytes or the end, then copy once into the `bytes`.
+    fn take_unknown<'py>(&mut self, py: Python<'py>, n: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let buffered = (self.buf.len() - self.pos).min(n);
+        let mut out = self.buf[self.pos..self.pos + buffered].to_vec();
+        self.pos += buffered;
+        while out.len() < n {
+            let want = (n - out.len()).min(LINE_CHUNK);
+            let got = self.read_socket(py, &mut out, want)?;
+            if got == 0 {
+                break;
+            }
+        }
+        Ok(PyBytes::new(py, &out))
+    }
+
     /// One line, up to `limit` bytes.
     fn line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
         let limit = limit.unwrap_or(usize::MAX);
@@ -136,7 +171,7 @@ impl Input {
             let cut = match end {
                 Some(e) => Some(e.min(limit)),
                 None if window.len() >= limit => Some(limit),
-                None if self.body.unread() == 0 => Some(window.len()),
+                None if self.body.remaining() == Some(0) => Some(window.len()),
                 None => None,
             };
             if let Some(cut) = cut {
@@ -151,8 +186,22 @@ impl Input {
             let mut buf = std::mem::take(&mut self.buf);
             let r = self.read_socket(py, &mut buf, LINE_CHUNK);
             self.buf = buf;
-            r?;
+            if r? == 0 {
+                // A chunked body ended: what is buffered is its last line.
+                let line = self.buf[self.pos..].to_vec();
+                self.pos = self.buf.len();
+                return Ok(line);
+            }
         }
+    }
+}
+
+/// Why a read failed, in words.
+fn describe(e: &io::Error, timeout_secs: u64) -> String {
+    match e.kind() {
+        io::ErrorKind::TimedOut => format!("timeout after {timeout_secs}s"),
+        io::ErrorKind::UnexpectedEof => "client closed the connection".to_string(),
+        _ => e.to_string(),
     }
 }
 

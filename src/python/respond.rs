@@ -9,7 +9,7 @@ use super::input::Input;
 use super::start_response::StartResponse;
 use super::App;
 use crate::log::RequestLine;
-use crate::request::{status_protocol, Body, Conn, End, Finished, Head, Request, Response, Source};
+use crate::request::{status_protocol, Conn, End, Finished, Head, Request, Response, Source};
 use crate::scoreboard::now_micros;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -104,11 +104,10 @@ pub fn handle<S: Source>(py: Python<'_>, app: &App, request: Request, core: usiz
                 "Internal Server Error\n",
             );
             let _ = conn.write_all_vectored(&[&page], timeout);
-            let unread = head.body_unread(&buf);
             let finished = Finished {
                 conn,
                 end: End::Answered,
-                unread,
+                body: head.unread(&buf),
                 keep_alive: false,
             };
             return finish(py, source, finished);
@@ -140,6 +139,11 @@ pub fn handle<S: Source>(py: Python<'_>, app: &App, request: Request, core: usiz
         started_us,
         ..
     } = exchange;
+    // The app is done with wsgi.input (a read still borrowing it cannot be, but if so the body's
+    // state is unknown and the connection is not reused).
+    let body = input
+        .try_borrow_mut()
+        .map_or(crate::request::Unread::Broken, |mut i| i.rest());
     drop((input, sr));
     finish(
         py,
@@ -147,7 +151,7 @@ pub fn handle<S: Source>(py: Python<'_>, app: &App, request: Request, core: usiz
         Finished {
             conn,
             end: summary.end(),
-            unread: summary.unread,
+            body,
             keep_alive: summary.keep_alive,
         },
     );
@@ -165,14 +169,8 @@ fn prepare<'py, 'a>(
     response: Response,
     core: usize,
 ) -> Result<(Exchange<'py, 'a>, Bound<'py, PyDict>), Failure> {
-    let body = Body::new(
-        conn.clone(),
-        head.body_unread(buf),
-        head.content_length,
-        response.timeout(),
-    );
-    let input = Bound::new(py, Input::new(body, head.body_prefix(buf).to_vec()))
-        .map_err(Failure::Raised)?;
+    let (body, prefix) = head.body(conn.clone(), buf, response.timeout());
+    let input = Bound::new(py, Input::new(body, prefix)).map_err(Failure::Raised)?;
     let (environ, seen) = app
         .environ
         .build(py, head.vars(buf), input.clone().into_any())
@@ -198,6 +196,11 @@ fn prepare<'py, 'a>(
 /// The app failed: log it once, then answer with an error page when nothing was sent yet, or cut
 /// the response.
 fn fail(py: Python<'_>, exchange: &Exchange<'_, '_>, failure: Failure) -> Ending {
+    if let Some(status) = exchange.input.borrow().answered() {
+        // The body was refused (bad chunk framing, over --limit-post) and the server answered,
+        // which was logged: what the app did after its read failed is not sent.
+        return Ending::Answered { status };
+    }
     let client_gone = matches!(failure, Failure::Client(_))
         || exchange.input.borrow().failed.is_some()
         || exchange.sr.borrow().write_failed.is_some();
@@ -244,8 +247,6 @@ struct Summary {
     has_length: bool,
     write_failed: bool,
     read_failed: bool,
-    /// Body bytes nobody read.
-    unread: u64,
     /// The framing lets the connection carry another request.
     keep_alive: bool,
 }
@@ -269,7 +270,6 @@ impl Summary {
             has_length: head.is_some_and(|h| h.fields.has_length),
             write_failed: sr.write_failed.is_some(),
             read_failed: input.failed.is_some(),
-            unread: input.unread(),
             keep_alive: sr.response().keep_alive(),
         }
     }

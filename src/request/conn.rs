@@ -17,6 +17,9 @@ pub struct Conn {
     socket: Socket,
     /// Set by whoever starts the response: the Python thread, or the harakiri answer.
     claimed: AtomicBool,
+    /// The client sent `Expect: 100-continue` and waits for the interim answer before sending the
+    /// body; cleared once it is sent (see [`super::Body`]).
+    continue_owed: AtomicBool,
 }
 
 impl crate::protocol::Recv for Conn {
@@ -49,6 +52,7 @@ impl Conn {
         Conn {
             socket,
             claimed: AtomicBool::new(false),
+            continue_owed: AtomicBool::new(false),
         }
     }
 
@@ -56,6 +60,22 @@ impl Conn {
     /// raced the app's own response).
     pub fn claim(&self) -> bool {
         !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the response head has been claimed (it is going out, or went).
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Say whether the current request's client waits for `100 Continue` before its body (set by
+    /// the server for each request).
+    pub fn owe_continue(&self, owed: bool) {
+        self.continue_owed.store(owed, Ordering::Release);
+    }
+
+    /// Whether the client still waits for `100 Continue`.
+    pub fn continue_owed(&self) -> bool {
+        self.continue_owed.load(Ordering::Acquire)
     }
 
     /// Give the right to write a head back: the next request on a kept-alive connection.

@@ -11,16 +11,17 @@
 //!
 //! # How a second protocol plugs in
 //! HTTP/1.1 (`--http-socket`) is the second one, and changes nothing in `python`:
-//! 1. `server/http.rs` reads the head (parsed by `protocol::http`), de-chunks a chunked body and
-//!    answers `Expect: 100-continue`, then writes the request's CGI vars into the buffer in
-//!    uwsgi's key/value encoding (`protocol::http::environ`): [`Head::vars`] and
-//!    [`Head::body_start`] point into it, as for a uwsgi packet.
+//! 1. `server/http.rs` reads the head (parsed by `protocol::http`), then writes the request's CGI
+//!    vars into the buffer in uwsgi's key/value encoding (`protocol::http::environ`):
+//!    [`Head::vars`] and [`Head::body_start`] point into it, as for a uwsgi packet. A chunked body
+//!    is not read there: [`Head::chunked`] carries its decoder, and [`Body`] de-chunks it as the
+//!    app reads (answering `Expect: 100-continue` at the first read that waits for it).
 //! 2. The request gets [`Framing::Http`] (the request's version, `HEAD`, whether the client
 //!    allows keep-alive, `--add-header`): the [`Response`] writer then decides the framing when
 //!    the head goes out (the app's `Content-Length`, else chunked or close-delimited), drops the
 //!    app's hop-by-hop headers, frames each body write and ends a chunked body.
 //! 3. [`Finished::reusable`] says whether the connection may carry the next request (a complete
-//!    response whose framing showed its end, every body byte read); the server's
+//!    response whose framing showed its end), [`Unread::drain`] finds the body's end; the server's
 //!    [`Source::finish`] then keeps it, serves a pipelined request already in its buffer next,
 //!    or hands it to the event loop to wait idle, holding no thread.
 //!
@@ -31,13 +32,14 @@ mod body;
 mod conn;
 mod response;
 
-pub use body::Body;
+pub use body::{Body, ChunkedRest, Refused, Unread};
 pub use conn::Conn;
 pub use response::{
     check_header, check_status, http_date, push_header, push_status_line, status_protocol,
     AppFields, ChunkLine, Framing, HttpDate, Response,
 };
 
+use crate::protocol::http::ChunkedDecoder;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,8 +53,11 @@ pub struct Head {
     pub var_count: usize,
     /// Where the body bytes that arrived with the head start.
     pub body_start: usize,
-    /// The body's declared length (0 without one).
+    /// The body's declared length (0 without one, and for a chunked body).
     pub content_length: u64,
+    /// A chunked body: its decoder (limits set); the bytes from `body_start` on are its raw
+    /// framing, and maybe the start of the next pipelined request.
+    pub chunked: Option<ChunkedDecoder>,
     /// uwsgi's packet modifiers (0 for other protocols), for the log.
     pub modifier1: u8,
     /// See `modifier1`.
@@ -98,6 +103,33 @@ impl Head {
     pub fn body_unread(&self, buf: &[u8]) -> u64 {
         self.content_length - self.body_prefix(buf).len() as u64
     }
+
+    /// The body reader of this request and the body bytes that came with the head (for a chunked
+    /// body the reader holds those, still framed).
+    pub fn body(&self, conn: Arc<Conn>, buf: &[u8], timeout: Duration) -> (Body, Vec<u8>) {
+        match &self.chunked {
+            Some(decoder) => {
+                let raw = buf[self.body_start..].to_vec();
+                (
+                    Body::chunked(conn, decoder.clone(), raw, timeout),
+                    Vec::new(),
+                )
+            }
+            None => {
+                let unread = self.body_unread(buf);
+                let body = Body::new(conn, unread, self.content_length, timeout);
+                (body, self.body_prefix(buf).to_vec())
+            }
+        }
+    }
+
+    /// What is left on the wire of a body nobody read.
+    pub fn unread(&self, buf: &[u8]) -> Unread {
+        match self.chunked {
+            Some(_) => Unread::Broken,
+            None => Unread::Length(self.body_unread(buf)),
+        }
+    }
 }
 
 /// How a response ended.
@@ -123,8 +155,8 @@ pub struct Finished {
     pub conn: Arc<Conn>,
     /// How the response ended.
     pub end: End,
-    /// Body bytes nobody read, still on the wire.
-    pub unread: u64,
+    /// What is left of the body on the wire.
+    pub body: Unread,
     /// The response's framing lets the connection carry another request ([`Response::keep_alive`]).
     pub keep_alive: bool,
 }
@@ -133,7 +165,7 @@ impl Finished {
     /// Whether finishing has to wait on the peer (an unread body to drain): the Python thread lets
     /// the GIL go around it only then.
     pub fn waits(&self) -> bool {
-        self.unread > 0 && !matches!(self.end, End::Cut { .. })
+        self.body.waits() && !matches!(self.end, End::Cut { .. })
     }
 
     /// Whether the connection may carry another request once the unread body (if any) is

@@ -146,7 +146,9 @@ impl Response {
         } = &self.framing
         {
             let mut p = plan(*exchange, status, app.has_length.then_some(0));
-            p.keep_alive &= !app.close;
+            // A client still waiting for `100 Continue` has not sent the body, and may never:
+            // the connection is closed after this answer rather than drained.
+            p.keep_alive &= !app.close && !self.conn.continue_owed();
             self.plan = Some(p);
             if !app.has_date {
                 push_header(head, b"Date", &http_date());

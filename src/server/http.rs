@@ -1,5 +1,5 @@
-//! HTTP connections on the server side: reading a request head (and a chunked body) off the
-//! socket without a Python thread, and turning it into the same request the uwsgi path makes.
+//! HTTP connections on the server side: reading a request head off the socket without a Python
+//! thread, and turning it into the same request the uwsgi path makes.
 //!
 //! The head is translated once into the vars block nginx would have sent
 //! ([`crate::protocol::http::environ`]), so the job a Python thread runs is the same whichever
@@ -7,23 +7,21 @@
 //! HTTP adds travels beside it in [`HttpJob`]: the framing of the response and whether the
 //! connection stays open for the next request.
 //!
-//! A chunked body is de-chunked here, in the event loop, before the app runs (bounded by
-//! `--limit-post`, else [`MAX_DECHUNKED`]), and the app sees it with a `CONTENT_LENGTH`, as nginx
-//! passes one; `Expect: 100-continue` is answered as soon as the head is read, when the body has
-//! not arrived with it.
+//! A chunked body is not read here: the app reads it through `wsgi.input`, de-chunked as it goes
+//! (`crate::request::Body`), with no `CONTENT_LENGTH`. Its framing in the bytes that came with the
+//! head is checked here, so a request whose first chunk is already bad or over `--limit-post` is
+//! refused before the app runs. `Expect: 100-continue` is answered when the app first reads the
+//! body, not here: an app that answers without reading never makes the client send it.
 
 use crate::protocol::header::HEADER_LEN;
 use crate::protocol::http::environ::{encode_vars, ConnInfo};
-use crate::protocol::http::response::{error_page, Exchange, CONTINUE};
+use crate::protocol::http::response::{error_page, Exchange};
 use crate::protocol::http::{parse_head, BodyKind, ChunkedDecoder, Field, Head, HttpError};
 use crate::protocol::http::{Chunk, Limits as HttpLimits};
 use crate::protocol::RequestHead;
 use crate::request::Conn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Largest chunked body de-chunked without `--limit-post`: past it 413.
-pub const MAX_DECHUNKED: u64 = 64 << 20;
 
 /// Bytes offered to one read of a request head.
 const READ_CHUNK: usize = 16 * 1024;
@@ -65,6 +63,8 @@ pub fn settings(config: &crate::config::Config) -> Option<Arc<HttpSettings>> {
 pub struct HttpJob {
     /// The request facts the response framing depends on (version, `HEAD`, keep-alive).
     pub exchange: Exchange,
+    /// The decoder of a chunked request body, which the app's reads drive.
+    pub chunked: Option<ChunkedDecoder>,
     /// Bytes that arrived after this request: the start of the next, pipelined one.
     pub leftover: Vec<u8>,
     /// The listener's HTTP settings.
@@ -115,8 +115,6 @@ pub struct HttpRead {
     peer: Option<Arc<Peer>>,
     buf: Vec<u8>,
     fields: Vec<Field>,
-    /// The head read, while its chunked body is being de-chunked.
-    chunked: Option<(Head, ChunkedDecoder, Vec<u8>)>,
     /// The first byte of the current head has arrived (the header timeout runs).
     started: bool,
 }
@@ -142,7 +140,6 @@ impl HttpRead {
             started: !buf.is_empty(),
             buf,
             fields: Vec::with_capacity(16),
-            chunked: None,
         }
     }
 
@@ -161,7 +158,7 @@ impl HttpRead {
             let old = self.buf.len();
             match crate::protocol::Recv::recv_append(conn, &mut self.buf, READ_CHUNK) {
                 Ok(0) => {
-                    if old > 0 || self.chunked.is_some() {
+                    if old > 0 {
                         tracing::info!("{}", HttpError::Truncated);
                     }
                     return HttpProgress::Closed;
@@ -179,61 +176,33 @@ impl HttpRead {
         }
     }
 
-    /// Decide on the bytes held: a head (and for chunked, the whole body) or need more.
+    /// Decide on the bytes held: a whole head, or need more.
     fn poll(&mut self, conn: &Conn) -> Option<HttpProgress> {
-        if self.chunked.is_none() {
-            let head = match parse_head(&self.buf, &self.settings.limits, &mut self.fields) {
-                Ok(Some(h)) => h,
-                Ok(None) => return None,
-                Err(e) => return Some(HttpProgress::Refuse(e)),
-            };
-            let body_there = match head.body {
-                BodyKind::Empty => true,
-                BodyKind::Length(n) => (self.buf.len() - head.len) as u64 >= n,
-                BodyKind::Chunked => false,
-            };
-            if head.expect_continue && !body_there {
-                let _ = conn.write_now(CONTINUE);
-            }
-            if head.body != BodyKind::Chunked {
-                return Some(self.ready(head, None, conn));
-            }
-            let limit = match self.settings.limits.limit_post {
-                0 => MAX_DECHUNKED,
-                n => n,
-            };
-            let decoder = ChunkedDecoder::new(limit, self.settings.limits.buffer_size);
-            self.chunked = Some((head, decoder, Vec::new()));
-        }
-        let (head, decoder, body) = self.chunked.as_mut()?;
-        loop {
-            let at = head.len;
-            let (n, chunk) = match decoder.decode(&self.buf[at..]) {
-                Ok(got) => got,
-                Err(e) => return Some(HttpProgress::Refuse(e)),
-            };
-            let (more, end) = match chunk {
-                Chunk::Data(d) => {
-                    body.extend_from_slice(d);
-                    (true, false)
+        let head = match parse_head(&self.buf, &self.settings.limits, &mut self.fields) {
+            Ok(Some(h)) => h,
+            Ok(None) => return None,
+            Err(e) => return Some(HttpProgress::Refuse(e)),
+        };
+        let arrived = &self.buf[head.len..];
+        let chunked = match head.body {
+            BodyKind::Chunked => {
+                let limits = &self.settings.limits;
+                let decoder = ChunkedDecoder::new(limits.limit_post, limits.buffer_size);
+                if let Err(e) = check_chunked(decoder.clone(), arrived) {
+                    return Some(HttpProgress::Refuse(e));
                 }
-                Chunk::NeedMore => (false, false),
-                Chunk::End => (false, true),
-            };
-            // Framing bytes consumed are dropped from the buffer, keeping the head in front.
-            self.buf.drain(at..at + n);
-            if end {
-                let (head, _, body) = self.chunked.take()?;
-                return Some(self.ready(head, Some(body), conn));
+                Some(decoder)
             }
-            if !more {
-                return None;
-            }
-        }
+            _ => None,
+        };
+        // A client that sent body bytes already is not waiting for `100 Continue`.
+        let body_expected = head.body != BodyKind::Empty && head.body != BodyKind::Length(0);
+        conn.owe_continue(head.expect_continue && body_expected && arrived.is_empty());
+        Some(self.ready(head, chunked, conn))
     }
 
     /// Translate a complete request into a job's packet.
-    fn ready(&mut self, mut head: Head, dechunked: Option<Vec<u8>>, conn: &Conn) -> HttpProgress {
+    fn ready(&mut self, head: Head, chunked: Option<ChunkedDecoder>, conn: &Conn) -> HttpProgress {
         let peer = self
             .peer
             .get_or_insert_with(|| Arc::new(Peer::of(conn)))
@@ -244,16 +213,15 @@ impl HttpRead {
             server_name: peer.server_name.as_bytes(),
             server_port: peer.server_port.as_bytes(),
         };
-        let (body, rest): (&[u8], &[u8]) = match (&dechunked, head.body) {
-            (Some(b), _) => {
-                head.body = BodyKind::Length(b.len() as u64);
-                (b, &self.buf[head.len..])
-            }
-            (None, BodyKind::Length(n)) => {
-                let there = &self.buf[head.len..];
+        // A chunked body's raw bytes all go with the request (its reader finds where it ends and
+        // hands back what follows); a body of declared length takes its own bytes only.
+        let there = &self.buf[head.len..];
+        let (body, rest): (&[u8], &[u8]) = match head.body {
+            BodyKind::Chunked => (there, &[]),
+            BodyKind::Length(n) => {
                 there.split_at(usize::try_from(n).unwrap_or(usize::MAX).min(there.len()))
             }
-            (None, _) => (&[], &self.buf[head.len..]),
+            BodyKind::Empty => (&[], there),
         };
         let mut packet = Vec::with_capacity(HEADER_LEN + head.len + 128 + body.len());
         packet.extend_from_slice(&[0; HEADER_LEN]);
@@ -281,6 +249,7 @@ impl HttpRead {
                 is_head: head.is_head,
                 keep_alive: head.keep_alive && self.settings.keepalive.is_some(),
             },
+            chunked,
             leftover,
             settings: self.settings.clone(),
             peer,
@@ -293,6 +262,19 @@ impl HttpRead {
             content_length,
         };
         HttpProgress::Ready(packet, request, job)
+    }
+}
+
+/// Check the framing of the chunked body bytes that came with the head, so that a body already
+/// bad (or over `--limit-post`) is refused before the app runs; the rest is checked as the app
+/// reads.
+fn check_chunked(mut decoder: ChunkedDecoder, mut arrived: &[u8]) -> Result<(), HttpError> {
+    loop {
+        let (n, chunk) = decoder.decode(arrived)?;
+        arrived = &arrived[n..];
+        if !matches!(chunk, Chunk::Data(_)) {
+            return Ok(());
+        }
     }
 }
 

@@ -46,19 +46,26 @@ impl Source for Acceptor {
     fn finish(&mut self, finished: Finished) {
         let reusable = finished.reusable();
         let Finished {
-            conn, end, unread, ..
+            conn, end, body, ..
         } = finished;
-        let mut drained = unread == 0;
-        if unread > 0 && !matches!(end, End::Cut { .. }) {
-            let got = conn.drain(unread.min(DRAIN_LIMIT), self.source().timeouts.idle);
-            drained = got.is_ok_and(|n| n == unread);
-        }
+        // The bytes read past the body (the next request's start) once it is drained.
+        let next = match end {
+            End::Cut { .. } => None,
+            _ => body.drain(&conn, DRAIN_LIMIT, self.source().timeouts.idle),
+        };
         if let Some(inflight) = &self.source().inflight {
             inflight.finish(self.id());
         }
         let http = self.serving.take();
-        match http {
-            Some(http) if reusable && drained => self.pipelined = self.reuse(conn, *http),
+        match (http, next) {
+            (Some(mut http), Some(mut next)) if reusable => {
+                // Only a chunked body hands bytes back; the usual empty case keeps the buffer.
+                if !next.is_empty() {
+                    next.extend_from_slice(&http.leftover);
+                    http.leftover = next;
+                }
+                self.pipelined = self.reuse(conn, *http);
+            }
             _ => close(conn, end),
         }
     }
@@ -95,6 +102,7 @@ impl Acceptor {
                 var_count: head.var_count,
                 body_start,
                 content_length: head.content_length,
+                chunked: http.as_ref().and_then(|h| h.chunked.clone()),
                 modifier1: head.modifier1,
                 modifier2: head.modifier2,
             },

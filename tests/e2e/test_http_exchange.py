@@ -172,6 +172,182 @@ def chunk(data):
 CHUNKED_POST = (b"POST %s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n%s\r\n")
 
 
+# --------------------------------------------------------------------------- chunked bodies
+
+
+def test_a_chunked_body_reaches_the_app_before_it_is_complete(http_app):
+    _, port = http_app()
+    c = Client(port)
+    # Only the first chunk: the app runs and answers with what it read while the client still
+    # holds the rest (a server that buffered the whole body first would never answer).
+    c.send(CHUNKED_POST % (b"/first?5", b"") + chunk(b"hello"))
+    status, fields, body = c.response()
+    assert (status, body) == ("HTTP/1.1 200 OK", b"hello")
+    assert "connection" not in fields, "kept alive: the unread rest is drained, not a reason to close"
+    # The rest of the body (never read by the app), trailers, then a pipelined request: the server
+    # drains the rest and serves the next request on the same connection.
+    c.send(chunk(b"x" * 70000) + b"0\r\nX-Checksum: 1\r\n\r\n"
+           + b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n")
+    status, fields, body = c.response()
+    assert (status, body) == ("HTTP/1.1 200 OK", b"bye\n")
+    assert c.closed()
+
+
+def test_chunked_body_split_anywhere_with_trailers_then_pipelined(http_app):
+    _, port = http_app()
+    stream = (chunk(b"line1\n") + chunk(b"line2\nl") + b"5;ext=x\r\nine3\n\r\n"
+              + b"0\r\nX-Trailer: t\r\n\r\n")
+    c = Client(port)
+    c.send(CHUNKED_POST % (b"/echo-lines", b""))
+    # Each piece ends inside the framing (a size line, data, the CRLF after data, a trailer); the
+    # next is sent only once the app echoed every line the previous one completed, so the server
+    # reads the body in exactly these pieces.
+    cuts = [stream.index(b"line2") + 3, stream.index(b"l\r\n") + 2, stream.index(b"ine3") + 5,
+            stream.index(b"X-Tr") + 2]
+    pieces = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+    # Each echoed line is one chunk of the response (left in the buffer, parsed below).
+    echoed_after = [b"line1\n", b"line2\n", b"line3\n", None, None]
+    for piece, line in zip(pieces, echoed_after):
+        c.send(piece)
+        while line is not None and chunk(line) not in c.buf:
+            c._fill()
+    c.send(b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n")
+    status, fields, body = c.response()
+    assert fields["transfer-encoding"] == "chunked"
+    assert body == b"line1\nline2\nline3\n"
+    status, _, body = c.response()
+    assert (status, body) == ("HTTP/1.1 200 OK", b"bye\n")
+    assert c.closed()
+
+
+def test_chunked_environ_has_no_content_length_and_is_terminated(http_app):
+    _, port = http_app()
+    c = Client(port)
+    c.send(CHUNKED_POST % (b"/echo", b"") + chunk(b"a" * 3) + chunk(b"b" * 100000) + b"0\r\n\r\n")
+    _, _, body = c.response()
+    env = json.loads(body)
+    assert env == {"len": 100003, "head": "aaa" + "b" * 29, "again": 0, "content_length": None,
+                   "transfer_encoding": "chunked", "terminated": True}
+    # A body of declared length, on the same connection: CONTENT_LENGTH, and still terminated.
+    c.send(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcd")
+    env = json.loads(c.response()[2])
+    assert (env["len"], env["content_length"], env["terminated"]) == (4, "4", True)
+
+
+def test_flask_reads_a_chunked_upload(http_app):
+    import requests
+
+    _, port = http_app(app=FLASK_APP, name="flask_upload.py")
+    parts = [b"%05d-" % i * 100 for i in range(200)]
+    r = requests.post(f"http://127.0.0.1:{port}/upload", data=iter(parts), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"len": sum(map(len, parts)), "tail": parts[-1][-8:].decode(),
+                        "content_length": None, "terminated": True}
+    curl = shutil.which("curl")
+    assert curl, "curl is missing: scripts/test.sh installs it"
+    out = subprocess.run([curl, "-sS", "-H", "Transfer-Encoding: chunked", "--data-binary", "@-",
+                          f"http://127.0.0.1:{port}/upload"], input=b"z" * 300000,
+                         capture_output=True, check=True, timeout=30).stdout
+    assert json.loads(out)["len"] == 300000
+
+
+def test_limit_post_bounds_a_chunked_body_met_mid_read(http_app):
+    srv, port = http_app("--limit-post", "1000")
+    for path in (b"/echo", b"/catch"):
+        c = Client(port)
+        # Expect: 100-continue makes the exchange deterministic: the 100 comes when the app reads,
+        # and only then does the over-limit part go out.
+        c.send(CHUNKED_POST % (path, b"Expect: 100-continue\r\n"))
+        assert c.until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.send(chunk(b"a" * 600))
+        c.send(chunk(b"b" * 600))
+        status, fields, body = c.response()
+        # The server answers 413 itself; an app that caught the read error does not get its own
+        # answer out after that.
+        assert status == "HTTP/1.1 413 Content Too Large", (path, status, body)
+        assert fields["connection"] == "close" and "date" in fields
+        assert c.closed()
+        c.close()
+    # Each request's log line comes after its answer: wait for the last one, then count.
+    assert srv.wait_for_log(r"POST /catch => .*\(HTTP/1.1 413\)")
+    refusals = re.findall(r"over --limit-post 1000; the server answered 413", srv.log())
+    assert len(refusals) == 2, "logged once per request"
+    # A first chunk over the limit that came with the head is refused before the app runs.
+    c = Client(port)
+    c.send(CHUNKED_POST % (b"/echo", b"") + chunk(b"c" * 1001) + b"0\r\n\r\n")
+    status, fields, _ = c.response()
+    assert status == "HTTP/1.1 413 Content Too Large" and fields["connection"] == "close"
+    assert c.closed()
+    # The server still serves.
+    c = Client(port)
+    c.send(CHUNKED_POST % (b"/echo", b"") + chunk(b"d" * 1000) + b"0\r\n\r\n")
+    assert json.loads(c.response()[2])["len"] == 1000
+
+
+def test_bad_framing_mid_body(http_app):
+    srv, port = http_app()
+    # Met by the app's read: 400 from the server, the connection closed.
+    c = Client(port)
+    c.send(CHUNKED_POST % (b"/echo", b"Expect: 100-continue\r\n"))
+    assert c.until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    c.send(b"5\r\nhelloXX0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")
+    status, fields, _ = c.response()
+    assert status == "HTTP/1.1 400 Bad Request" and fields["connection"] == "close"
+    assert c.closed()
+    # Met while draining a body the app did not read: the app's answer went out, then the
+    # connection is closed instead of reading a request from the bad bytes.
+    c = Client(port)
+    c.send(CHUNKED_POST % (b"/first?3", b"") + chunk(b"hello"))
+    status, fields, body = c.response()
+    assert (status, body) == ("HTTP/1.1 200 OK", b"hel")
+    c.send(b"zz\r\n" + b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert c.closed()
+    assert "/smuggled" not in srv.log()
+    assert srv.wait_for_log(r"chunk size is not hex in the unread rest of a chunked request body")
+
+
+# --------------------------------------------------------------------------- 100-continue
+
+
+def test_no_100_continue_for_an_app_that_answers_without_reading(http_app):
+    _, port = http_app()
+    for framing in (b"Content-Length: 100000\r\n", b"Transfer-Encoding: chunked\r\n"):
+        c = Client(port)
+        c.send(b"POST /refuse HTTP/1.1\r\nHost: h\r\n" + framing + b"Expect: 100-continue\r\n\r\n")
+        status, fields, body = c.response()
+        assert (status, body) == ("HTTP/1.1 401 Unauthorized", b"nope\n"), "no 100 Continue first"
+        assert fields["connection"] == "close", "the body never sent is not waited for"
+        assert c.closed()
+    # An app that reads gets the 100 first, on a connection that stays open.
+    c = Client(port)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    assert c.until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    c.send(b"abc")
+    status, fields, body = c.response()
+    assert json.loads(body)["len"] == 3 and "connection" not in fields
+    c.send(b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert c.response()[2] == b"bye\n"
+
+
+def test_curl_expect_100_continue(http_app):
+    curl = shutil.which("curl")
+    assert curl, "curl is missing: scripts/test.sh installs it"
+    _, port = http_app()
+    body = b"q" * 2_000_000  # curl sends Expect: 100-continue for a body this large
+    start = time.monotonic()
+    out = subprocess.run([curl, "-sS", "-v", "--data-binary", "@-", "-o", "/dev/null",
+                          "-w", "%{http_code}", f"http://127.0.0.1:{port}/refuse"],
+                         input=body, capture_output=True, timeout=30)
+    assert out.stdout == b"401", out
+    assert b"Expect: 100-continue" in out.stderr and b"100 Continue" not in out.stderr, out.stderr
+    # curl gave up waiting for a 100 after its 1 s only if the server had said nothing.
+    assert time.monotonic() - start < 1.0
+    out = subprocess.run([curl, "-sS", "-v", "--data-binary", "@-",
+                          f"http://127.0.0.1:{port}/echo"],
+                         input=body, capture_output=True, timeout=30, check=True)
+    assert b"HTTP/1.1 100 Continue" in out.stderr and json.loads(out.stdout)["len"] == len(body)
+
+
 # --------------------------------------------------------------------------- the response head
 
 

@@ -6,8 +6,9 @@
 //!   `X_Forwarded_For` could pose as `X-Forwarded-For` (nginx's `underscores_in_headers off`,
 //!   gunicorn); `Proxy` is dropped too (httpoxy: it would become `HTTP_PROXY`).
 //! - `Content-Type`/`Content-Length` become `CONTENT_TYPE`/`CONTENT_LENGTH`; a chunked body has
-//!   no `CONTENT_LENGTH` here: the server de-chunks it and passes the head with its length, and
-//!   `Transfer-Encoding` is dropped (it no longer describes the body the app reads).
+//!   no `CONTENT_LENGTH` (its length is not known until the app has read it, de-chunked, from
+//!   `wsgi.input`, which ends where the body ends: `wsgi.input_terminated`), and
+//!   `HTTP_TRANSFER_ENCODING: chunked` says so, as gunicorn and werkzeug have it.
 //! - `PATH_INFO` is the path percent-decoded (a decoded NUL is 400), `QUERY_STRING` raw,
 //!   `REQUEST_URI` the target as sent; `SERVER_NAME` the host without its port, or the
 //!   listener's; `SERVER_PORT` the listener's.
@@ -169,9 +170,7 @@ fn push_field(
     if name.eq_ignore_ascii_case(b"content-type") {
         return push_var(out, b"CONTENT_TYPE", value);
     }
-    // The server hands the app a de-chunked body with a length: Transfer-Encoding is spent.
     if name.eq_ignore_ascii_case(b"content-length")
-        || name.eq_ignore_ascii_case(b"transfer-encoding")
         || (host_from_target && name.eq_ignore_ascii_case(b"host"))
         || !is_passed(name)
     {
