@@ -172,3 +172,34 @@ fn transfer_tokens_are_apart_from_connection_and_signal_tokens() {
     assert_eq!(Transfers::key(Token(usize::MAX)), None);
     assert_eq!(Transfers::key(Token(usize::MAX - 8)), None);
 }
+
+#[test]
+fn finishing_on_the_thread_waits_for_a_reader_and_sends_every_byte() {
+    let len = 4 << 20;
+    let (file, bytes) = TempFile::new("here", len);
+    let (conn, mut peer) = pair();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(len + 8);
+        peer.read_to_end(&mut got).expect("read to the end");
+        got
+    });
+    let t = transfer(conn, file.open(), (0, len as u64));
+    assert!(t.finish_here().is_none(), "no keep-alive was asked for");
+    let got = reader.join().expect("the reader thread");
+    assert_eq!(&got[..8], b"HEAD\r\n\r\n");
+    assert!(got[8..] == bytes[..], "the bytes differ from the file");
+}
+
+#[test]
+fn finishing_on_the_thread_gives_up_on_a_reader_that_takes_nothing() {
+    let len = 4 << 20;
+    let (file, _) = TempFile::new("stalled", len);
+    let (conn, _peer) = pair();
+    let mut t = transfer(conn, file.open(), (0, len as u64));
+    t.timeout = Duration::from_millis(50);
+    let started = Instant::now();
+    assert!(t.finish_here().is_none());
+    // It waited for the reader (poll(2) counts whole milliseconds, so a hair under 50 ms).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(40), "gave up after {took:?}");
+}
