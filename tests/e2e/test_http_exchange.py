@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import uwsgi_wire as wire
 from harness import free_port
 
 APP = r'''
@@ -221,7 +222,7 @@ def test_chunked_body_split_anywhere_with_trailers_then_pipelined(http_app):
 
 
 def test_chunked_environ_has_no_content_length_and_is_terminated(http_app):
-    _, port = http_app()
+    srv, port = http_app()
     c = Client(port)
     c.send(CHUNKED_POST % (b"/echo", b"") + chunk(b"a" * 3) + chunk(b"b" * 100000) + b"0\r\n\r\n")
     _, _, body = c.response()
@@ -231,6 +232,11 @@ def test_chunked_environ_has_no_content_length_and_is_terminated(http_app):
     # A body of declared length, on the same connection: CONTENT_LENGTH, and still terminated.
     c.send(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcd")
     env = json.loads(c.response()[2])
+    assert (env["len"], env["content_length"], env["terminated"]) == (4, "4", True)
+    # The uwsgi socket's environ says the same (one environ template for both protocols).
+    status, _, body = wire.split_response(srv.raw(wire.packet(
+        wire.request_vars("POST", "/echo", body_len=4), body=b"wxyz")))
+    env = json.loads(body)
     assert (env["len"], env["content_length"], env["terminated"]) == (4, "4", True)
 
 
