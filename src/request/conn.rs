@@ -20,6 +20,11 @@ pub struct Conn {
     /// The client sent `Expect: 100-continue` and waits for the interim answer before sending the
     /// body; cleared once it is sent (see [`super::Body`]).
     continue_owed: AtomicBool,
+    /// The last read filled the buffer it was given, so more may wait in the kernel (a waiter on
+    /// edge-triggered readiness must read before it waits: no new edge comes for those bytes).
+    maybe_more: AtomicBool,
+    /// Added to the worker threads' epoll set (edge-triggered, once per connection).
+    watched: AtomicBool,
 }
 
 impl crate::protocol::Recv for Conn {
@@ -27,7 +32,7 @@ impl crate::protocol::Recv for Conn {
         loop {
             match self.socket.recv_append(buf, max) {
                 Err(e) if interrupted(&e) => {}
-                other => return other,
+                other => return self.noted(other, max),
             }
         }
     }
@@ -53,7 +58,31 @@ impl Conn {
             socket,
             claimed: AtomicBool::new(false),
             continue_owed: AtomicBool::new(false),
+            maybe_more: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
         }
+    }
+
+    /// Remember whether a read of at most `asked` bytes may have left more in the kernel.
+    fn noted(&self, read: io::Result<usize>, asked: usize) -> io::Result<usize> {
+        let full = matches!(read, Ok(n) if n > 0 && n == asked);
+        self.maybe_more.store(full, Ordering::Relaxed);
+        read
+    }
+
+    /// Whether the last read filled its buffer (bytes may still wait in the kernel).
+    pub fn maybe_more(&self) -> bool {
+        self.maybe_more.load(Ordering::Relaxed)
+    }
+
+    /// Whether the worker threads' epoll set already watches this connection.
+    pub fn watched(&self) -> bool {
+        self.watched.load(Ordering::Relaxed)
+    }
+
+    /// The worker threads' epoll set watches this connection from now on.
+    pub fn set_watched(&self) {
+        self.watched.store(true, Ordering::Relaxed);
     }
 
     /// Take the right to write the response head; false if someone already has (a harakiri answer
@@ -125,7 +154,7 @@ impl Conn {
         loop {
             match self.socket.recv_uninit(buf) {
                 Err(e) if interrupted(&e) => {}
-                other => return other,
+                other => return self.noted(other, buf.len()),
             }
         }
     }
@@ -151,7 +180,7 @@ impl Conn {
         let deadline = Instant::now() + timeout;
         loop {
             match self.socket.recv(buf) {
-                Ok(n) => return Ok(n),
+                Ok(n) => return self.noted(Ok(n), buf.len()),
                 Err(e) if would_block(&e) => self.wait(Readiness::Readable, deadline)?,
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
@@ -164,7 +193,7 @@ impl Conn {
         loop {
             match self.socket.recv(buf) {
                 Err(e) if interrupted(&e) => {}
-                other => return other,
+                other => return self.noted(other, buf.len()),
             }
         }
     }

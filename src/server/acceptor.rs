@@ -34,7 +34,7 @@ use super::dispatch::{Job, JobSource};
 use super::http::{HttpSettings, KeepAlive, Peer};
 use super::incoming::{Incoming, Outcome};
 use super::listener::accept_on;
-use super::parking::Parking;
+use super::parking::{Parked, Parking};
 use crate::request::Conn;
 use crate::sys::event::Epoll;
 use crate::sys::process;
@@ -79,6 +79,16 @@ struct Idle {
     conn: Conn,
     settings: Arc<HttpSettings>,
     peer: Arc<Peer>,
+}
+
+/// What reading a kept-alive connection found.
+enum Kept {
+    /// Its next request, read to the end of its head.
+    Job(Job),
+    /// Nothing yet: it waits again.
+    Idle(Idle),
+    /// Closed by the peer, refused, or handed to the event loop.
+    Gone,
 }
 
 /// What the threads of one worker share: the epoll set and who waits on it.
@@ -291,14 +301,23 @@ impl Acceptor {
             .settings
             .keepalive
             .unwrap_or(kept.settings.header_timeout);
-        let deadline = Instant::now() + idle;
         if kept.leftover.is_empty() {
-            // A stopping worker keeps no idle connection.
-            if self.source.accepting() {
-                self.park(kept, deadline);
+            let KeepAlive {
+                conn,
+                leftover,
+                settings,
+                peer,
+            } = kept;
+            if leftover.capacity() > self.spare.capacity() {
+                self.spare = leftover;
             }
-            return None;
+            return self.park(Idle {
+                conn,
+                settings,
+                peer,
+            });
         }
+        let deadline = Instant::now() + idle;
         let mut incoming = Incoming::http(
             kept.conn,
             kept.settings,
@@ -316,30 +335,79 @@ impl Acceptor {
         }
     }
 
-    /// Park an idle kept-alive connection until its next request or `deadline`.
-    fn park(&mut self, kept: KeepAlive, deadline: Instant) {
-        let KeepAlive {
-            conn,
-            leftover,
-            settings,
-            peer,
-        } = kept;
-        if leftover.capacity() > self.spare.capacity() {
-            self.spare = leftover;
+    /// Park an idle kept-alive connection in the threads' epoll set until its next request or
+    /// its keep-alive deadline; its request at once when bytes of it may already be here.
+    fn park(&mut self, mut idle: Idle) -> Option<Job> {
+        loop {
+            // A stopping worker keeps no idle connection.
+            if !self.source.accepting() {
+                return None;
+            }
+            if idle.conn.maybe_more() {
+                idle = match self.read_kept(idle) {
+                    Kept::Job(job) => return Some(job),
+                    Kept::Gone => return None,
+                    Kept::Idle(idle) => idle,
+                };
+            }
+            let fd = idle.conn.fd();
+            let slot = usize::try_from(fd).ok()?;
+            let wait = idle
+                .settings
+                .keepalive
+                .unwrap_or(idle.settings.header_timeout);
+            let mut parking = self.lobby.parking();
+            if !idle.conn.watched() {
+                let token = parking.register(slot);
+                if let Err(e) = self.lobby.epoll.add_edge(fd, token) {
+                    drop(parking);
+                    tracing::warn!(
+                        "cannot wait for the next request of a kept-alive connection: {e}"
+                    );
+                    return None;
+                }
+                idle.conn.set_watched();
+            }
+            match parking.park(slot, idle, Instant::now() + wait) {
+                Parked::Waiting | Parked::Refused(_) => return None,
+                Parked::ReadNow(back) => {
+                    drop(parking);
+                    idle = match self.read_kept(back) {
+                        Kept::Job(job) => return Some(job),
+                        Kept::Gone => return None,
+                        Kept::Idle(idle) => idle,
+                    };
+                }
+            }
         }
-        let fd = conn.fd();
-        let idle = Idle {
+    }
+
+    /// Read a kept-alive connection that has (or may have) bytes of its next request.
+    fn read_kept(&mut self, idle: Idle) -> Kept {
+        let Idle {
             conn,
             settings,
             peer,
-        };
-        let Ok(token) = self.lobby.parking().insert(idle, deadline) else {
-            return;
-        };
-        if let Err(e) = self.lobby.epoll.arm_oneshot(fd, token) {
-            tracing::warn!("cannot wait for the next request of a kept-alive connection: {e}");
-            let gone = self.lobby.parking().remove(token);
-            drop(gone);
+        } = idle;
+        let back = (settings.clone(), peer.clone());
+        let deadline = Instant::now() + settings.header_timeout;
+        let buf = std::mem::take(&mut self.spare);
+        let mut incoming = Incoming::http(conn, settings, buf, Some(peer), deadline);
+        match incoming.read(self.source.timeouts.idle) {
+            Outcome::Ready(head) => Kept::Job(incoming.into_job(head)),
+            Outcome::Close => Kept::Gone,
+            // Nothing of a request after all: it waits again.
+            Outcome::Pending if incoming.idle_http() => Kept::Idle(Idle {
+                conn: incoming.conn,
+                settings: back.0,
+                peer: back.1,
+            }),
+            // Part of a head: the event loop waits for the rest (up to the header timeout).
+            Outcome::Pending => {
+                // A stopping worker's loop takes no more: then the connection is closed.
+                drop(self.source.hand_off(incoming));
+                Kept::Gone
+            }
         }
     }
 
@@ -347,11 +415,7 @@ impl Acceptor {
     /// arrived in part goes to the event loop; one the peer closed is dropped.
     fn take_parked(&mut self) -> Option<Job> {
         loop {
-            let Idle {
-                conn,
-                settings,
-                peer,
-            } = {
+            let idle = {
                 let mut parking = self.lobby.parking();
                 if parking.is_empty() {
                     return None;
@@ -365,13 +429,14 @@ impl Acceptor {
                 }
                 parking.next_ready()?
             };
-            let deadline = Instant::now() + settings.header_timeout;
-            let buf = std::mem::take(&mut self.spare);
-            let mut incoming = Incoming::http(conn, settings, buf, Some(peer), deadline);
-            match incoming.read(self.source.timeouts.idle) {
-                Outcome::Ready(head) => return Some(incoming.into_job(head)),
-                Outcome::Close => {}
-                Outcome::Pending => drop(self.source.hand_off(incoming)),
+            match self.read_kept(idle) {
+                Kept::Job(job) => return Some(job),
+                Kept::Gone => {}
+                Kept::Idle(idle) => {
+                    if let Some(job) = self.park(idle) {
+                        return Some(job);
+                    }
+                }
             }
         }
     }

@@ -95,20 +95,21 @@ impl Epoll {
         unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut event) };
     }
 
-    /// Watch `fd` for readability once (`EPOLLONESHOT`), reported as `token`: after one report it
-    /// stays in the set, disarmed, until armed again. Re-arms an entry already there, or adds it.
-    pub fn arm_oneshot(&self, fd: RawFd, token: u64) -> io::Result<()> {
+    /// Watch `fd` for new bytes, edge-triggered (`EPOLLET`), reported as `token`: one report each
+    /// time data arrives (or the peer closes), however many bytes, until the descriptor is closed.
+    /// A descriptor already in the set gets the new token.
+    pub fn add_edge(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: token,
         };
         // SAFETY: epoll_ctl on our epoll descriptor with a valid event.
-        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut event) };
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
         match check(r as libc::c_long) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 // SAFETY: as above.
                 let r = unsafe {
-                    libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event)
+                    libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut event)
                 };
                 check(r as libc::c_long).map(drop)
             }

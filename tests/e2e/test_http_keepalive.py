@@ -91,3 +91,44 @@ def test_a_parked_connection_whose_peer_closes_is_dropped(http_port):
         assert piece, got
         got += piece
     assert got.startswith(b"HTTP/1.1 200")
+
+
+def read_responses(s, count, marker):
+    """Read from `s` until `marker` has been seen `count` times; the bytes."""
+    got = b""
+    while got.count(marker) < count:
+        piece = s.recv(65536)
+        assert piece, got
+        got += piece
+    return got
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_request_sent_while_the_previous_one_runs_is_answered(server, threads):
+    """Its bytes arrive while the connection is busy: the readiness report comes then, and the
+    connection must be read when it is parked, not wait for a report that never comes again."""
+    port = free_port()
+    server("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+           str(Path(HELLO).with_name("behaviour.py")), "--threads", threads)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    for _ in range(5):
+        s.sendall(b"GET /sleep?s=0.2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        time.sleep(0.05)  # the behaviour under test: the next request comes mid-response
+        s.sendall(b"GET /sleep?s=0 HTTP/1.1\r\nHost: h\r\n\r\n")
+        got = read_responses(s, 2, b"HTTP/1.1 200")
+        assert got.count(b"HTTP/1.1 200") == 2
+
+
+def test_a_get_pipelined_behind_a_post_body_is_answered(server):
+    """The body is read to its exact length, which leaves the next request in the kernel: no new
+    readiness report comes for it, so it must be read before the connection waits."""
+    port = free_port()
+    server("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+           str(Path(HELLO).parents[0] / "body_reader.py"), "--threads", "1")
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    body = b"x" * 20_000  # with the next request, one loopback segment
+    for _ in range(3):
+        s.sendall(b"POST /read HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body)
+                  + body + b"GET /read HTTP/1.1\r\nHost: h\r\n\r\n")
+        got = read_responses(s, 2, b'"again"')
+        assert got.count(b"HTTP/1.1 200") == 2 and b'"len": 20000' in got, got[:300]
