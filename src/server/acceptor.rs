@@ -27,7 +27,7 @@
 //! A connection whose packet is not complete after the first read goes to the event loop, which
 //! waits for the rest (up to `--socket-timeout`) without holding a thread. A kept-alive HTTP
 //! connection waiting for its next request is parked in the threads' own epoll set instead
-//! ([`super::parking`]): its next request wakes a thread directly, and a thread that finishes a
+//! (`server/parking.rs`): its next request wakes a thread directly, and a thread that finishes a
 //! request serves the ready ones before it accepts.
 
 use super::dispatch::{Job, JobSource};
