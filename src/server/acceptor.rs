@@ -123,7 +123,56 @@ struct Lead {
     deaf: bool,
 }
 
+/// What the deputy makes of the leader at one look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The leader waits for connections, or has not been busy long: look again later.
+    Wait,
+    /// The leader has slept in its request for `TAKE_OVER_AFTER` (the app waits on I/O): take
+    /// the lead. `blocking` when a take-over happened within `EAGER_FOR` already: one can be a
+    /// fluke (threads starting up contend for the GIL), a second means the app's requests block
+    /// and the worker turns eager.
+    TakeOver { blocking: bool },
+    /// The leader has run one request for `SWITCH_AFTER`: take the lead, so short requests
+    /// interleave with the long one under the GIL.
+    Switch,
+}
+
 impl Lead {
+    /// No leader, no deputy: a worker's threads before the first wait.
+    fn new() -> Lead {
+        Lead {
+            leader: None,
+            leader_tid: 0,
+            busy_since: None,
+            taken: 0,
+            deputy: None,
+            deputy_resting: false,
+            eager_until: None,
+            last_takeover: None,
+            deaf: false,
+        }
+    }
+
+    /// The deputy's verdict at `now`; `sleeps(tid)` says whether the leader's thread sleeps in
+    /// the kernel, and is asked only once the leader has been busy for `TAKE_OVER_AFTER`.
+    fn verdict(&self, now: Instant, sleeps: impl FnOnce(libc::pid_t) -> bool) -> Verdict {
+        let Some(since) = self.busy_since else {
+            return Verdict::Wait;
+        };
+        let busy = now.saturating_duration_since(since);
+        if busy >= TAKE_OVER_AFTER && sleeps(self.leader_tid) {
+            let blocking = self
+                .last_takeover
+                .is_some_and(|t| now.saturating_duration_since(t) < EAGER_FOR);
+            return Verdict::TakeOver { blocking };
+        }
+        if busy >= SWITCH_AFTER {
+            return Verdict::Switch;
+        }
+        Verdict::Wait
+    }
+
     fn eager(&self) -> bool {
         self.eager_until.is_some_and(|t| Instant::now() < t)
     }
@@ -224,17 +273,7 @@ impl Acceptor {
             epoll,
             threads: sources.len(),
             parking: Mutex::new(Parking::default()),
-            lead: Mutex::new(Lead {
-                leader: None,
-                leader_tid: 0,
-                busy_since: None,
-                taken: 0,
-                deputy: None,
-                deputy_resting: false,
-                eager_until: None,
-                last_takeover: None,
-                deaf: false,
-            }),
+            lead: Mutex::new(Lead::new()),
             deputy_turn: Condvar::new(),
             followers: Condvar::new(),
         });
@@ -525,12 +564,11 @@ impl Acceptor {
                     continue;
                 }
             }
-            if let Some(busy) = lead.busy_since.map(|t| t.elapsed()) {
-                if busy >= TAKE_OVER_AFTER && thread_sleeps(lead.leader_tid) {
-                    // One take-over can be a fluke (threads starting up contend for the GIL);
-                    // a second within EAGER_FOR means the app's requests block.
-                    let now = Instant::now();
-                    if lead.last_takeover.is_some_and(|t| now - t < EAGER_FOR) {
+            let now = Instant::now();
+            match lead.verdict(now, thread_sleeps) {
+                Verdict::Wait => {}
+                Verdict::TakeOver { blocking } => {
+                    if blocking {
                         if !lead.eager() {
                             tracing::debug!("requests block: threads take the lead eagerly");
                         }
@@ -539,8 +577,8 @@ impl Acceptor {
                     lead.last_takeover = Some(now);
                     break;
                 }
-                if busy >= SWITCH_AFTER {
-                    tracing::debug!("the leader ran one request for {busy:?}: its deputy leads");
+                Verdict::Switch => {
+                    tracing::debug!("the leader ran one request too long: its deputy leads");
                     break;
                 }
             }
@@ -811,4 +849,100 @@ fn thread_sleeps(tid: libc::pid_t) -> bool {
         return false;
     };
     matches!(stat.get(end + 2), Some(b'S' | b'D'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn busy_for(busy: Duration, now: Instant) -> Lead {
+        Lead {
+            busy_since: Some(now - busy),
+            leader: Some(0),
+            ..Lead::new()
+        }
+    }
+
+    #[test]
+    fn a_leader_waiting_for_connections_is_left_alone() {
+        let lead = Lead::new();
+        let verdict = lead.verdict(Instant::now(), |_| panic!("not asked"));
+        assert_eq!(verdict, Verdict::Wait);
+    }
+
+    #[test]
+    fn a_short_request_is_not_looked_into() {
+        let now = Instant::now();
+        let lead = busy_for(TAKE_OVER_AFTER - MS / 2, now);
+        assert_eq!(lead.verdict(now, |_| panic!("not asked")), Verdict::Wait);
+    }
+
+    #[test]
+    fn a_leader_asleep_in_its_request_is_taken_over_and_twice_means_blocking() {
+        let now = Instant::now();
+        let mut lead = busy_for(2 * MS, now);
+        assert_eq!(
+            lead.verdict(now, |_| true),
+            Verdict::TakeOver { blocking: false }
+        );
+        lead.last_takeover = Some(now - Duration::from_secs(1));
+        assert_eq!(
+            lead.verdict(now, |_| true),
+            Verdict::TakeOver { blocking: true }
+        );
+        lead.last_takeover = Some(now - EAGER_FOR - MS);
+        assert_eq!(
+            lead.verdict(now, |_| true),
+            Verdict::TakeOver { blocking: false }
+        );
+    }
+
+    #[test]
+    fn a_leader_running_python_keeps_the_lead_until_the_switch_interval() {
+        let now = Instant::now();
+        let lead = busy_for(2 * MS, now);
+        assert_eq!(lead.verdict(now, |_| false), Verdict::Wait);
+        let lead = busy_for(SWITCH_AFTER, now);
+        assert_eq!(lead.verdict(now, |_| false), Verdict::Switch);
+    }
+
+    #[test]
+    fn the_sleep_check_is_asked_about_the_leaders_thread() {
+        let now = Instant::now();
+        let mut lead = busy_for(5 * MS, now);
+        lead.leader_tid = 4242;
+        let mut asked = None;
+        lead.verdict(now, |tid| {
+            asked = Some(tid);
+            false
+        });
+        assert_eq!(asked, Some(4242));
+    }
+
+    #[test]
+    fn thread_sleeps_reads_this_process_own_threads() {
+        // This thread is running while it asks about itself.
+        assert!(!thread_sleeps(process::thread_id()));
+        // A thread parked on a channel sleeps in the kernel.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(process::thread_id()).unwrap();
+            rx.recv().ok();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !thread_sleeps(tid) {
+            assert!(
+                Instant::now() < deadline,
+                "the parked thread never showed as asleep"
+            );
+            std::thread::yield_now();
+        }
+        drop(tx);
+        t.join().unwrap();
+        assert!(!thread_sleeps(0), "no such thread");
+    }
 }
