@@ -9,14 +9,16 @@ Each route is a case the end-to-end tests drive (tests/e2e/test_errors.py and fr
   /str-body           yields str instead of bytes            -> 500
   /inject             a header value containing CR LF        -> refused (500)
   /ignore-body        200 without reading a POSTed body
-  /sleep?s=N          sleeps N seconds (at most 60)
+  /sleep?s=N          sleeps N seconds (at most 60); with &started=PATH, it first creates the
+                      file PATH (tests wait for it to know the request is in the app)
   /environ[/...]      JSON: the str values of environ, the type names of wsgi.* entries,
                       and the CGI keys whose value is not a str
   /write              uses the write() callable returned by start_response
   /exc-info           calls start_response twice, the second time with exc_info
   /pid[?s=N]          os.getpid(), after sleeping N seconds (default 0)
   /threads            the current thread's name
-  /spin?s=N           keeps the CPU busy in Python for N seconds (at most 60), never sleeping
+  /spin?s=N           keeps the CPU busy in Python for N seconds (at most 60), never sleeping;
+                      &started=PATH as for /sleep
 
 A path under /tls/ is routed like the path without that prefix: the test nginx
 config mounts a location there that tells the app the request came over HTTPS.
@@ -78,8 +80,15 @@ def ignore_body(environ, start_response):
     return [b"ignored\n"]
 
 
+def _mark_started(environ):
+    """Create the file named by `started=PATH`, if any: the request now runs in the app."""
+    for path in _query(environ).get("started", []):
+        open(path, "w").close()
+
+
 def sleep(environ, start_response):
     seconds = min(float(_query(environ).get("s", ["1"])[0]), 60.0)
+    _mark_started(environ)
     time.sleep(seconds)
     start_response("200 OK", list(TEXT))
     return [b"slept %.3f\n" % seconds]
@@ -130,6 +139,7 @@ def thread_name(environ, start_response):
 
 def spin(environ, start_response):
     end = time.monotonic() + min(float(_query(environ).get("s", ["0"])[0]), 60.0)
+    _mark_started(environ)
     loops = 0
     while time.monotonic() < end:
         loops += 1

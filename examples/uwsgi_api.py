@@ -12,7 +12,8 @@ worker ran them and when. Routes:
   /incr          a read-modify-write of a counter file, under @lock (shared by every worker)
   /counter       the counter file's value
   /logvar?v=X    sets the request's %(who) log variable to X
-  /stuck         sleeps 30 s in stuck_here() (for stack dumps and harakiri)
+  /stuck         sleeps 30 s in stuck_here() (for stack dumps and harakiri), after creating the
+                 file stuck.started in $API_STATE_DIR (a test waits for it)
   /slow          sleeps 0.3 s (to see requests served while a timer handler runs)
 """
 
@@ -123,6 +124,7 @@ def stuck_here():
 
 @app.route("/stuck")
 def stuck():
+    open(os.path.join(DIR, "stuck.started"), "w").close()
     stuck_here()
     return "unstuck"
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -420,6 +421,24 @@ def gone(pid):
     except (FileNotFoundError, ProcessLookupError):
         # ProcessLookupError: reaped between the open and the read.
         return True
+
+
+def wait_until(predicate, timeout=10.0, step=0.05):
+    """Poll `predicate` until it returns something true or `timeout` seconds pass; return its last
+    value. Tests wait on the condition they need, never on a guessed time."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(step)
+
+
+def started_query(marker):
+    """`started=MARKER` for the behaviour app's /sleep and /spin, which create the file MARKER once
+    the request runs in the app: a test waits for it (`wait_until(marker.exists)`) before acting
+    on the request in flight."""
+    return "started=" + urllib.parse.quote(str(marker))
 
 
 def children(pid):

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import uwsgi_wire as wire
-from harness import example
+from harness import example, started_query, wait_until
 
 BEHAVIOUR = example("behaviour.py")
 HELLO = example("hello.py")
@@ -88,14 +88,15 @@ def test_blocking_requests_overlap_on_threads(server):
         assert elapsed < 2.0, f"8 sleeping requests on 8 threads took {elapsed:.2f} s"
 
 
-def test_a_long_cpu_request_does_not_hold_up_a_short_one(server):
+def test_a_long_cpu_request_does_not_hold_up_a_short_one(server, tmp_path):
     """2 threads: while one spins in Python for 3 s, a short request is answered long before the
     spin ends (the other thread takes the connection and the GIL is shared)."""
     srv = server("--wsgi-file", BEHAVIOUR, "--threads", "2")
     srv.assert_serves("/hello")
     with ThreadPoolExecutor(1) as pool:
-        spinning = pool.submit(wire.get, srv.address, "/spin", "s=3", 15.0)
-        time.sleep(0.3)
+        marker = tmp_path / "spinning"
+        spinning = pool.submit(wire.get, srv.address, "/spin", f"s=3&{started_query(marker)}", 15.0)
+        assert wait_until(marker.exists), "the spin did not start"
         t0 = time.monotonic()
         short = wire.get(srv.address, "/hello")
         elapsed = time.monotonic() - t0

@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from harness import example, gone
+from harness import example, gone, wait_until
 
 HELLO = example("hello.py")
 
@@ -24,22 +24,14 @@ def pids_in(path):
         return []
 
 
-def wait_until(predicate, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
 def test_attach_daemon_lifecycle(server, tmp_path):
     record = tmp_path / "pids"
     cmd = f"echo $$ >> {record}; exec sleep 60"
     srv = server("--wsgi-file", HELLO, "--processes", "2", "--attach-daemon", cmd)
     first = wait_until(lambda: pids_in(record), 10)
     assert len(first) == 1, (first, srv.log())
+    # The daemon may record its pid before the master's line about it reaches the log.
+    assert srv.wait_for_log(r"\[rwsgi-daemons\] spawning"), srv.log()
     log = srv.log()
     assert log.index("spawned rwsgi worker 2") < log.index("[rwsgi-daemons] spawning"), log
     assert not gone(first[0])

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import example, gone
+from harness import example, gone, started_query, wait_until
 from test_process_model import Load, failures, pid_of, ppid, reloadable_copy, set_version, version_of, wait_children
 
 BEHAVIOUR = example("behaviour.py")
@@ -109,8 +109,9 @@ def test_fifo_q_stops_gracefully(stack, tmp_path):
     fifo = tmp_path / "master.fifo"
     s = stack("--wsgi-file", BEHAVIOUR, "--threads", "2", "--master-fifo", fifo)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(s.get, "/sleep?s=1.5", timeout=30)
-        time.sleep(0.4)
+        marker = tmp_path / "sleeping"
+        pending = pool.submit(s.get, f"/sleep?s=1.5&{started_query(marker)}", timeout=30)
+        assert wait_until(marker.exists), s.diagnostics()
         send(fifo, "q")
         r = pending.result(timeout=30)
     assert r.status == 200 and r.body == b"slept 1.500\n", (r, s.diagnostics())
@@ -122,8 +123,9 @@ def test_fifo_Q_stops_at_once(stack, tmp_path):
     fifo = tmp_path / "master.fifo"
     s = stack("--wsgi-file", BEHAVIOUR, "--threads", "2", "--master-fifo", fifo)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(s.get, "/sleep?s=20", timeout=30)
-        time.sleep(0.4)
+        marker = tmp_path / "sleeping"
+        pending = pool.submit(s.get, f"/sleep?s=20&{started_query(marker)}", timeout=30)
+        assert wait_until(marker.exists), s.diagnostics()
         started = time.monotonic()
         send(fifo, "Q")
         try:

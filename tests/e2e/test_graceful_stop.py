@@ -23,10 +23,11 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from harness import Stack, example, gone
+from harness import Stack, example, gone, started_query, wait_until
 
 BEHAVIOUR = example("behaviour.py")
 CLIENTS = 32
@@ -106,8 +107,9 @@ def stop_under_load(server, nginx, transport, master=True, fifo=None):
     assert s.get("/hello").status == 200, s.diagnostics()
     with ThreadPoolExecutor(2) as pool, Clients(ngx.port, "/hello", CLIENTS, max_s=20) as clients:
         time.sleep(1.0)
-        long = [pool.submit(s.get, "/sleep?s=2", timeout=30) for _ in range(2)]
-        time.sleep(0.5)
+        markers = [Path(srv.log_path).parent / f"long{i}.started" for i in range(2)]
+        long = [pool.submit(s.get, f"/sleep?s=2&{started_query(m)}", timeout=30) for m in markers]
+        assert wait_until(lambda: all(m.exists() for m in markers)), s.diagnostics()
         sent_term = time.monotonic()
         if fifo:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -160,13 +162,14 @@ def test_sigterm_under_load_resets_no_request_nginx_sent(server, nginx, tmp_path
     assert refused(s.server.address), "the socket still accepts connections after the master exited"
 
 
-def test_sigterm_refuses_new_connects_while_requests_finish(server):
+def test_sigterm_refuses_new_connects_while_requests_finish(server, tmp_path):
     """Within moments of SIGTERM a new connect is refused, though a 2-second request still runs:
     the listening socket is closed everywhere, in the master too."""
     srv = server("--wsgi-file", BEHAVIOUR, "--master", "--processes", "2", "--threads", "2")
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(srv.get, "/sleep", "s=2", 30.0)
-        time.sleep(0.5)
+        marker = tmp_path / "sleeping"
+        running = pool.submit(srv.get, "/sleep", f"s=2&{started_query(marker)}", 30.0)
+        assert wait_until(marker.exists), srv.log()
         os.kill(srv.pid, signal.SIGTERM)
         deadline = time.monotonic() + 1.0
         while not refused(srv.address):

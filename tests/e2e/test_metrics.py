@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import uwsgi_wire as wire
-from harness import example, free_port, read_stats
+from harness import example, free_port, read_stats, started_query, wait_until
 from test_process_model import Load, failures
 
 BEHAVIOUR = example("behaviour.py")
@@ -72,8 +72,14 @@ def test_metrics_under_load_parse_and_add_up(stack):
 
     assert s.get("/nope").status == 404
     assert s.get("/raise").status == 500
-    f = scrape(metrics_port)
     served = len(results) + 2
+
+    def settled():
+        # A request is counted just after its response went out: wait for the last one.
+        got = scrape(metrics_port)
+        return got if total(got, "rwsgi_requests") >= served else None
+
+    f = wait_until(settled, timeout=5) or scrape(metrics_port)
     assert total(f, "rwsgi_requests") == served, (total(f, "rwsgi_requests"), served)
     assert total(f, "rwsgi_requests", status="2xx") == len(results)
     assert total(f, "rwsgi_requests", status="4xx") == 1 and total(f, "rwsgi_requests", status="5xx") == 1
@@ -100,29 +106,31 @@ def test_metrics_under_load_parse_and_add_up(stack):
     assert http_get(metrics_port, "/nope")[0] == 404
 
 
-def test_in_flight_and_busy_threads_while_requests_run(stack):
+def test_in_flight_and_busy_threads_while_requests_run(stack, tmp_path):
     port = free_port()
     s = stack("--wsgi-file", BEHAVIOUR, "--threads", "2", "--metrics", f"127.0.0.1:{port}")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(s.get, "/sleep?s=1.5", timeout=30)
-        time.sleep(0.5)
+        marker = tmp_path / "sleeping"
+        pending = pool.submit(s.get, f"/sleep?s=1.5&{started_query(marker)}", timeout=30)
+        assert wait_until(marker.exists), s.diagnostics()
         f = scrape(port)
         assert pending.result(30).status == 200
     assert total(f, "rwsgi_requests_in_flight") == 1
     assert total(f, "rwsgi_threads", state="busy") == 1 and total(f, "rwsgi_threads", state="idle") == 1
 
 
-def test_health_and_ready_probes_through_a_graceful_stop(stack):
+def test_health_and_ready_probes_through_a_graceful_stop(stack, tmp_path):
     port = free_port()
     s = stack("--wsgi-file", BEHAVIOUR, "--threads", "2", "--metrics", f"127.0.0.1:{port}")
     assert http_get(port, "/health")[0] == 200
     assert http_get(port, "/ready")[0] == 200
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(s.get, "/sleep?s=2", timeout=30)
-        time.sleep(0.5)
+        marker = tmp_path / "sleeping"
+        pending = pool.submit(s.get, f"/sleep?s=2&{started_query(marker)}", timeout=30)
+        assert wait_until(marker.exists), s.diagnostics()
         os.kill(s.server.pid, signal.SIGTERM)
-        time.sleep(0.3)
-        # Draining: still alive, no longer ready, while the request finishes.
+        # Draining: still alive, no longer ready (within moments), while the request finishes.
+        wait_until(lambda: http_get(port, "/ready")[0] == 503, timeout=1.0)
         ready, _, body = http_get(port, "/ready")
         alive = http_get(port, "/health")[0]
         assert pending.result(30).status == 200

@@ -28,7 +28,20 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, children, example, free_port, gone, http_request, read_stats, stop_process, tail, virtualenv_path
+from harness import (
+    REPO,
+    children,
+    example,
+    free_port,
+    gone,
+    http_request,
+    read_stats,
+    started_query,
+    stop_process,
+    tail,
+    virtualenv_path,
+    wait_until,
+)
 
 BEHAVIOUR = example("behaviour.py")
 
@@ -271,7 +284,7 @@ def test_sigkilled_worker_is_replaced_and_requests_keep_succeeding(stack):
 # --------------------------------------------------------------------------- harakiri
 
 
-def test_harakiri_answers_504_while_the_sibling_request_completes(stack):
+def test_harakiri_answers_504_while_the_sibling_request_completes(stack, tmp_path):
     s = stack("--wsgi-file", BEHAVIOUR, "--master", "--processes", "1", "--threads", "2", "--harakiri", "2")
     before = s.get("/pid")
     assert before.status == 200, s.diagnostics()
@@ -284,8 +297,9 @@ def test_harakiri_answers_504_while_the_sibling_request_completes(stack):
         return r, time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        slow = pool.submit(timed, "/sleep?s=5")
-        time.sleep(0.5)
+        marker = tmp_path / "slow.started"
+        slow = pool.submit(timed, f"/sleep?s=5&{started_query(marker)}")
+        assert wait_until(marker.exists), s.diagnostics()
         sibling = pool.submit(timed, "/sleep?s=1.5")
         (slow_r, slow_s), (sib_r, sib_s) = slow.result(timeout=30), sibling.result(timeout=30)
 
@@ -338,11 +352,12 @@ def test_max_requests_recycles_without_failing_a_request(stack):
 # --------------------------------------------------------------------------- SIGTERM
 
 
-def test_sigterm_lets_the_inflight_request_finish(stack):
+def test_sigterm_lets_the_inflight_request_finish(stack, tmp_path):
     s = stack("--wsgi-file", BEHAVIOUR, "--master", "--processes", "1", "--threads", "2")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(s.get, "/sleep?s=2", timeout=30)
-        time.sleep(0.5)
+        marker = tmp_path / "sleeping"
+        pending = pool.submit(s.get, f"/sleep?s=2&{started_query(marker)}", timeout=30)
+        assert wait_until(marker.exists), s.diagnostics()
         os.kill(s.server.pid, signal.SIGTERM)
         r = pending.result(timeout=30)
     assert r.status == 200, (r, s.diagnostics())

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import EXAMPLES, example, gone
+from harness import EXAMPLES, example, gone, wait_until
 
 API = example("uwsgi_api.py")
 
@@ -37,15 +37,6 @@ def lines(path):
         return [l.split() for l in path.read_text().splitlines() if l.strip()]
     except FileNotFoundError:
         return []
-
-
-def wait_for(predicate, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(step)
 
 
 def workers_seen(srv, count, rounds=20):
@@ -139,13 +130,13 @@ def test_postfork_runs_again_after_a_respawn_and_a_reload(server, tmp_path):
     srv = api_server(server, tmp_path, "--processes", "1", "--threads", "2")
     first = info(srv)
     os.kill(first["pid"], signal.SIGKILL)
-    second = wait_for(lambda: (d := info_or_none(srv)) and d["pid"] != first["pid"] and d, timeout=15)
+    second = wait_until(lambda: (d := info_or_none(srv)) and d["pid"] != first["pid"] and d, timeout=15)
     assert second, "no respawned worker answered"
     assert second["postforks"] == [1] and second["tracer"]["alive"], second
     offset = srv.log_size()
     os.kill(srv.pid, signal.SIGHUP)
     assert srv.wait_for_log(r"spawned rwsgi worker 1", offset=offset, timeout=20)
-    third = wait_for(lambda: (d := info_or_none(srv)) and d["pid"] not in (first["pid"], second["pid"]) and d, timeout=20)
+    third = wait_until(lambda: (d := info_or_none(srv)) and d["pid"] not in (first["pid"], second["pid"]) and d, timeout=20)
     assert third and third["postforks"] == [1] and third["tracer"]["alive"], third
     assert len(lines(tmp_path / "postfork")) == 3
 
@@ -173,7 +164,7 @@ def test_timer_and_cron_run_in_one_worker_beside_requests(server, tmp_path):
         server, tmp_path, "--processes", "2", "--threads", "2", env={"API_TIMER_SLEEP": "0.6"}
     )
     # The cron (every minute) is checked at once, as uWSGI's is.
-    assert wait_for(lambda: lines(tmp_path / "cron"), timeout=5), srv.log()
+    assert wait_until(lambda: lines(tmp_path / "cron"), timeout=5), srv.log()
     # While timer handlers run (0.6 s each, about one a second), requests keep being answered fast.
     slowest = 0.0
     end = time.monotonic() + 3.5
@@ -219,7 +210,7 @@ def test_sigusr2_logs_the_busy_threads_stack_and_the_worker_goes_on(server, tmp_
     pid = info(srv)["pid"]
     with ThreadPoolExecutor(1) as pool:
         stuck = pool.submit(lambda: srv.get("/stuck", timeout=2))
-        time.sleep(0.5)
+        assert wait_until((tmp_path / "stuck.started").exists), srv.log()
         offset = srv.log_size()
         os.kill(pid, signal.SIGUSR2)
         assert srv.wait_for_log(r"stack dump of worker 1 .* on SIGUSR2: 1 of 2 thread\(s\) busy", offset=offset)
