@@ -29,6 +29,16 @@ def get(conn):
     return r.status, r.read()
 
 
+def read_responses(s, count, marker):
+    """Read from `s` until `marker` has been seen `count` times; the bytes."""
+    got = b""
+    while got.count(marker) < count:
+        piece = s.recv(65536)
+        assert piece, got
+        got += piece
+    return got
+
+
 @pytest.mark.parametrize("threads", ["1", "3"])
 def test_many_parked_connections_are_served_in_any_order(http_port, threads):
     port = http_port("--threads", threads)
@@ -50,11 +60,7 @@ def test_an_idle_connection_is_closed_after_the_keepalive_timeout(http_port):
     idle = socket.create_connection(("127.0.0.1", port), timeout=10)
     busy = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     idle.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-    got = b""
-    while not got.endswith(b"Hello World\n"):
-        piece = idle.recv(4096)
-        assert piece, got
-        got += piece
+    read_responses(idle, 1, b"Hello World\n")
     start = time.monotonic()
     # Another client keeps the thread busy meanwhile: the sweep runs under load too.
     while time.monotonic() - start < 0.8:
@@ -76,31 +82,11 @@ def test_a_parked_connection_whose_peer_closes_is_dropped(http_port):
     # A head that arrives in two pieces after a parked wait is finished by the event loop.
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-    first = b""
-    while not first.endswith(b"Hello World\n"):
-        piece = s.recv(4096)
-        assert piece, first
-        first += piece
-    assert first.startswith(b"HTTP/1.1 200")
+    assert read_responses(s, 1, b"Hello World\n").startswith(b"HTTP/1.1 200")
     s.sendall(b"GET / HTTP/1.1\r\n")
     time.sleep(0.2)  # the behaviour under test: the rest of the head comes later
     s.sendall(b"Host: h\r\n\r\n")
-    got = b""
-    while b"Hello World\n" not in got:
-        piece = s.recv(4096)
-        assert piece, got
-        got += piece
-    assert got.startswith(b"HTTP/1.1 200")
-
-
-def read_responses(s, count, marker):
-    """Read from `s` until `marker` has been seen `count` times; the bytes."""
-    got = b""
-    while got.count(marker) < count:
-        piece = s.recv(65536)
-        assert piece, got
-        got += piece
-    return got
+    assert read_responses(s, 1, b"Hello World\n").startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])
