@@ -668,7 +668,7 @@ impl Acceptor {
                 self.next_listener = (index + 1) % count;
                 let mut incoming = match &self.source.http {
                     Some(h) if index >= h.first_listener => Incoming::http(
-                        Conn::new(socket),
+                        Conn::new(http_socket(socket)),
                         h.clone(),
                         Vec::new(),
                         None,
@@ -836,6 +836,15 @@ impl Drop for Acceptor {
     fn drop(&mut self) {
         self.resign();
     }
+}
+
+/// An accepted HTTP connection without Nagle's delay: a response written in pieces (a streaming
+/// app's chunks) would otherwise wait for the client's delayed acknowledgement, 40 ms each, on a
+/// kept-alive connection. (A uwsgi connection is closed after its response, which flushes it.)
+fn http_socket(socket: crate::sys::fd::Socket) -> crate::sys::fd::Socket {
+    // A unix socket has no Nagle to turn off.
+    let _ = socket.set_nodelay();
+    socket
 }
 
 /// Whether thread `tid` of this process is asleep in the kernel (waiting on I/O, a lock or a
