@@ -428,7 +428,6 @@ impl Acceptor {
             settings,
             peer,
         } = idle;
-        let back = (settings.clone(), peer.clone());
         let deadline = Instant::now() + settings.header_timeout;
         let buf = std::mem::take(&mut self.spare);
         let mut incoming = Incoming::http(conn, settings, buf, Some(peer), deadline);
@@ -436,11 +435,14 @@ impl Acceptor {
             Outcome::Ready(head) => Kept::Job(incoming.into_job(head)),
             Outcome::Close => Kept::Gone,
             // Nothing of a request after all: it waits again.
-            Outcome::Pending if incoming.idle_http() => Kept::Idle(Idle {
-                conn: incoming.conn,
-                settings: back.0,
-                peer: back.1,
-            }),
+            Outcome::Pending if incoming.idle_http() => match incoming.into_idle_http() {
+                Some((conn, settings, Some(peer))) => Kept::Idle(Idle {
+                    conn,
+                    settings,
+                    peer,
+                }),
+                _ => Kept::Gone,
+            },
             // Part of a head: the event loop waits for the rest (up to the header timeout).
             Outcome::Pending => {
                 // A stopping worker's loop takes no more: then the connection is closed.

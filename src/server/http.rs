@@ -143,6 +143,11 @@ impl HttpRead {
         }
     }
 
+    /// The connection's settings and peer, to keep it waiting again (its buffer is dropped).
+    pub fn into_parts(self) -> (Arc<HttpSettings>, Option<Arc<Peer>>) {
+        (self.settings, self.peer)
+    }
+
     /// Bytes held.
     pub fn received(&self) -> usize {
         self.buf.len()

@@ -59,6 +59,13 @@ pub enum State {
     HttpReady(Vec<u8>, Box<super::http::HttpJob>),
 }
 
+/// An idle HTTP connection's parts: the connection, its settings, its peer if looked up.
+pub type IdleHttp = (
+    Conn,
+    std::sync::Arc<super::http::HttpSettings>,
+    Option<std::sync::Arc<super::http::Peer>>,
+);
+
 /// What reading a connection led to.
 pub enum Outcome {
     /// Nothing more to read now: wait for the socket.
@@ -231,6 +238,18 @@ impl Incoming {
     /// is closed at once (the client reopens elsewhere), unlike a request already on its way.
     pub fn idle_http(&self) -> bool {
         matches!(&self.state, State::Http(h) if h.received() == 0)
+    }
+
+    /// An [idle](Incoming::idle_http) HTTP connection taken apart to wait again: the connection,
+    /// its settings and its peer (if looked up); `None` for any other state.
+    pub fn into_idle_http(self) -> Option<IdleHttp> {
+        match self.state {
+            State::Http(h) if h.received() == 0 => {
+                let (settings, peer) = h.into_parts();
+                Some((self.conn, settings, peer))
+            }
+            _ => None,
+        }
     }
 
     /// The bytes read so far, when still reading the head.
